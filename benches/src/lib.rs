@@ -1,0 +1,1 @@
+//! Shared workloads and peers for the benchmarks and the `compare` binary.

@@ -1,0 +1,1 @@
+//! The maple tree: an RCU-safe B-tree of ranges with gap search.

@@ -1,0 +1,1 @@
+//! Read-side sections, deferred reclamation, `SeqCount` and a type-stable object cache.
