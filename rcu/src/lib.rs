@@ -1,1 +1,102 @@
-//! Read-side sections, deferred reclamation, `SeqCount` and a type-stable object cache.
+//! Read-side sections, deferred reclamation, [`SeqCount`] and a type-stable object cache:
+//! the RCU toolbox the `maple` tree and `vmlock` are built on.
+//!
+//! # What is in here
+//!
+//! - [`Domain`]: a reclamation domain. Readers [`enter`](Domain::enter) a section (a
+//!   [`Guard`]), load shared pointers with [`Guard::protect`], and leave by dropping the
+//!   guard. Writers unlink an object and [`retire`](Domain::retire) it with a destructor
+//!   strategy ([`Reclaim`], e.g. [`DropBox`]); the destructor runs once every section that
+//!   might have seen the object has ended. [`synchronize`](Domain::synchronize) waits for
+//!   that, [`pending`](Domain::pending) counts what is still waiting.
+//! - Two backends, always compiled and usable side by side: [`Seize`] (default, over the
+//!   `seize` crate, one collector per domain) and [`Epoch`] (over `crossbeam-epoch`'s global
+//!   collector, with per-domain accounting).
+//! - [`SeqCount`]: a sequence counter for readers that must not store to shared memory.
+//! - [`TypeStableCache`]: the kernel's `SLAB_TYPESAFE_BY_RCU` — freed objects are reused at
+//!   once, memory returns to the allocator only after a grace period.
+//! - [`sync`]: the one module that picks `std` or `loom` primitives.
+//!
+//! # Example
+//!
+//! ```
+//! use rcu::sync::atomic::{AtomicPtr, Ordering};
+//! use rcu::{Domain, DropBox, Guard, Seize};
+//!
+//! struct Config {
+//!     limit: u32,
+//! }
+//!
+//! let domain = Seize::default();
+//! let current = AtomicPtr::new(Box::into_raw(Box::new(Config { limit: 1 })));
+//!
+//! // A reader: the pointer is valid while `guard` lives.
+//! let guard = domain.enter();
+//! let cfg = guard.protect(&current, Ordering::Acquire);
+//! // SAFETY: loaded through `guard`, which is still alive.
+//! assert_eq!(unsafe { (*cfg).limit }, 1);
+//!
+//! // A writer publishes a new value and retires the old one. The old one is not destroyed
+//! // while `guard` (which may still read it) lives.
+//! let old = current.swap(Box::into_raw(Box::new(Config { limit: 2 })), Ordering::AcqRel);
+//! // SAFETY: `old` is unreachable for new readers, came from a `Box`, and is retired once.
+//! unsafe { domain.retire::<Config, DropBox>(old) };
+//! assert_eq!(unsafe { (*cfg).limit }, 1); // still valid: the guard is alive
+//! drop(guard);
+//!
+//! domain.synchronize(); // wait until `old` has been destroyed
+//! assert_eq!(domain.pending(), 0);
+//! # let last = current.load(Ordering::Relaxed);
+//! # unsafe { domain.retire::<Config, DropBox>(last) };
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Memory**: an object retired on a domain is destroyed exactly once, after every guard
+//!   of that domain that was alive when it was retired has been dropped. Dropping a domain
+//!   destroys everything still retired on it before `drop` returns (guards borrow the
+//!   domain, so none can exist then). Nothing leaks.
+//! - **Progress**: readers never block or wait: entering, protecting and leaving are a few
+//!   atomic operations (seize: a store and a `SeqCst` load per protect; crossbeam: a pin with
+//!   a fence). Retiring never blocks on readers; it buffers and hands objects to the backend
+//!   64 at a time. `synchronize` blocks until the grace period is over and terminates as
+//!   long as every guard is eventually dropped (an `Epoch` domain also waits for pins of
+//!   other crossbeam users, since the collector is global).
+//! - **Guards** are `!Send` and tied to the domain's lifetime; pointers loaded through a
+//!   guard must not be used after it is dropped (the data structures built on this crate
+//!   tie the returned references to the guard's lifetime).
+//! - **Loom**: under `--cfg loom` the same API is backed by a small model-checkable domain
+//!   (see `loom_domain.rs`) because seize's and crossbeam's thread-locals cannot see loom's
+//!   threads; the crate's own models live in `tests/loom.rs`.
+
+pub mod sync;
+
+mod domain;
+#[cfg(not(loom))]
+mod held;
+
+#[cfg(not(loom))]
+mod epoch;
+#[cfg(not(loom))]
+mod retire;
+#[cfg(not(loom))]
+mod seize;
+
+#[cfg(loom)]
+mod loom_domain;
+
+pub use domain::{Domain, DropBox, Guard, Reclaim};
+
+#[cfg(not(loom))]
+pub use crate::epoch::{Epoch, EpochGuard};
+#[cfg(not(loom))]
+pub use crate::seize::{Seize, SeizeGuard};
+
+#[cfg(loom)]
+pub use loom_domain::{Epoch, EpochGuard, Seize, SeizeGuard};
+
+mod cache;
+mod seqcount;
+
+pub use cache::{CacheStats, TypeStableCache};
+pub use seqcount::SeqCount;

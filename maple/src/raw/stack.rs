@@ -1,0 +1,71 @@
+//! A fixed-capacity vector of `Copy` items that costs nothing to create (no zeroing, no
+//! heap): the writer's paths and big nodes live on the stack in these.
+
+use core::mem::MaybeUninit;
+use core::ops::{Deref, DerefMut};
+
+/// Up to `N` items of `T`, stored inline.
+///
+/// # Invariants
+/// `items[..len]` are initialised.
+pub(crate) struct StackVec<T: Copy, const N: usize> {
+    items: [MaybeUninit<T>; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> StackVec<T, N> {
+    /// An empty vector.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        StackVec {
+            items: [const { MaybeUninit::uninit() }; N],
+            len: 0,
+        }
+    }
+
+    /// Remove every item (they are `Copy`: nothing to drop).
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Append; panics (an engine bug) if full.
+    #[inline]
+    pub(crate) fn push(&mut self, it: T) {
+        assert!(
+            self.len < N,
+            "maple: fixed buffer of {N} overflowed (engine bug)"
+        );
+        self.items[self.len] = MaybeUninit::new(it);
+        // INVARIANT: the item at the old `len` was just initialised.
+        self.len += 1;
+    }
+}
+
+impl<T: Copy, const N: usize> Clone for StackVec<T, N> {
+    fn clone(&self) -> Self {
+        let mut c = Self::new();
+        for &it in self.iter() {
+            c.push(it);
+        }
+        c
+    }
+}
+
+impl<T: Copy, const N: usize> Deref for StackVec<T, N> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        // SAFETY: the first `len` items are initialised (type invariant); MaybeUninit<T>
+        // has T's layout.
+        unsafe { core::slice::from_raw_parts(self.items.as_ptr().cast::<T>(), self.len) }
+    }
+}
+
+impl<T: Copy, const N: usize> DerefMut for StackVec<T, N> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`, and `&mut self` gives exclusive access.
+        unsafe { core::slice::from_raw_parts_mut(self.items.as_mut_ptr().cast::<T>(), self.len) }
+    }
+}

@@ -1,0 +1,225 @@
+//! A quick lookup timing against `BTreeMap` on the DESIGN.md layout. Not a benchmark
+//! (benches/ has those): run by hand with
+//! `cargo test --release -p maple --lib perf -- --ignored --nocapture`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::basic::Rng;
+use crate::{MapleTree, Value};
+
+fn layout(n: usize) -> Vec<(usize, usize)> {
+    let mut rng = Rng(1);
+    let mut at = 0x1000_0000usize;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        at += (rng.next() % 4) as usize * 4096;
+        let len = (1 + rng.next() % 32) as usize * 4096;
+        out.push((at, at + len - 1));
+        at += len;
+    }
+    out
+}
+
+#[test]
+#[ignore]
+fn perf_lookup() {
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let ranges = layout(n);
+        let span = ranges[n - 1].1 - ranges[0].0;
+        let t: MapleTree<Value> = MapleTree::new();
+        let t0 = Instant::now();
+        {
+            let w = t.lock();
+            for (i, &(a, b)) in ranges.iter().enumerate() {
+                w.store_range(a..=b, Value::new(i).unwrap()).unwrap();
+            }
+        }
+        let build = t0.elapsed();
+        let bt: BTreeMap<usize, (usize, usize)> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b))| (a, (b, i)))
+            .collect();
+        let q = 2_000_000usize;
+        let mut rng = Rng(2);
+        let pts: Vec<usize> = (0..q)
+            .map(|_| ranges[0].0 + (rng.next() as usize) % span)
+            .collect();
+        let t0 = Instant::now();
+        let mut hits = 0usize;
+        for &p in &pts {
+            let r = t.read();
+            hits += r.load(p).map(|v| v.get()).unwrap_or(0);
+        }
+        let tm = t0.elapsed();
+        let t0 = Instant::now();
+        let mut hits2 = 0usize;
+        for &p in &pts {
+            if let Some((_, &(e, v))) = bt.range(..=p).next_back() {
+                if e >= p {
+                    hits2 += v;
+                }
+            }
+        }
+        let tb = t0.elapsed();
+        assert_eq!(hits, hits2);
+        let t0 = Instant::now();
+        let mut hits3 = 0usize;
+        {
+            let r = t.read();
+            for &p in &pts {
+                hits3 += r.load(p).map(|v| v.get()).unwrap_or(0);
+            }
+        }
+        let t1 = t0.elapsed();
+        assert_eq!(hits, hits3);
+        let t0 = Instant::now();
+        for _ in 0..q {
+            drop(std::hint::black_box(t.read()));
+        }
+        let tg = t0.elapsed();
+        println!(
+            "   one guard {:.1} ns/lookup; enter+leave alone {:.1} ns",
+            t1.as_nanos() as f64 / q as f64,
+            tg.as_nanos() as f64 / q as f64
+        );
+        let dump = t.dump();
+        let nodes = dump.matches("_64 0x").count();
+        println!(
+            "n={n}: maple {:.1} ns/lookup, btree {:.1} ns/lookup, ratio {:.2}; build {:.0} ns/insert; height {}; {} nodes = {:.1} B/range",
+            tm.as_nanos() as f64 / q as f64,
+            tb.as_nanos() as f64 / q as f64,
+            tm.as_secs_f64() / tb.as_secs_f64(),
+            build.as_nanos() as f64 / n as f64,
+            t.height(),
+            nodes,
+            (nodes * 256) as f64 / n as f64
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn perf_build() {
+    let n = 100_000usize;
+    let ranges = layout(n);
+    let t: MapleTree<Value> = MapleTree::new();
+    let t0 = Instant::now();
+    {
+        let w = t.lock();
+        for (i, &(a, b)) in ranges.iter().enumerate() {
+            w.store_range(a..=b, Value::new(i).unwrap()).unwrap();
+        }
+    }
+    println!(
+        "build {:.0} ns/insert",
+        t0.elapsed().as_nanos() as f64 / n as f64
+    );
+}
+
+#[inline(never)]
+fn maple_lookups(t: &MapleTree<Value>, pts: &[usize]) -> usize {
+    let mut hits = 0;
+    for &p in pts {
+        let r = t.read();
+        hits += r.load(p).map(|v| v.get()).unwrap_or(0);
+    }
+    hits
+}
+
+#[inline(never)]
+fn maple_lookups_one_guard(t: &MapleTree<Value>, pts: &[usize]) -> usize {
+    let r = t.read();
+    pts.iter()
+        .map(|&p| r.load(p).map(|v| v.get()).unwrap_or(0))
+        .sum()
+}
+
+#[inline(never)]
+fn btree_lookups(bt: &BTreeMap<usize, (usize, usize)>, pts: &[usize]) -> usize {
+    let mut hits = 0;
+    for &p in pts {
+        if let Some((_, &(e, v))) = bt.range(..=p).next_back() {
+            if e >= p {
+                hits += v;
+            }
+        }
+    }
+    hits
+}
+
+/// Instruction-count comparison (run under callgrind): 10^5 ranges, 200k lookups.
+#[test]
+#[ignore]
+fn perf_lookup_counts() {
+    let n = 100_000usize;
+    let ranges = layout(n);
+    let span = ranges[n - 1].1 - ranges[0].0;
+    let t: MapleTree<Value> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, b))| (a..=b, Value::new(i).unwrap()))
+        .collect();
+    let bt: BTreeMap<usize, (usize, usize)> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, b))| (a, (b, i)))
+        .collect();
+    let mut rng = Rng(2);
+    let pts: Vec<usize> = (0..200_000)
+        .map(|_| ranges[0].0 + (rng.next() as usize) % span)
+        .collect();
+    let a = maple_lookups(&t, &pts);
+    let b = btree_lookups(&bt, &pts);
+    let c = maple_lookups_one_guard(&t, &pts);
+    assert_eq!((a, c), (b, b));
+    println!("height {}", t.height());
+}
+
+/// Alternating small batches, best of many: robust against a noisy shared machine.
+#[test]
+#[ignore]
+fn perf_lookup_interleaved() {
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let ranges = layout(n);
+        let span = ranges[n - 1].1 - ranges[0].0;
+        let t: MapleTree<Value> = MapleTree::new();
+        {
+            let w = t.lock();
+            for (i, &(a, b)) in ranges.iter().enumerate() {
+                w.store_range(a..=b, Value::new(i).unwrap()).unwrap();
+            }
+        }
+        let bt: BTreeMap<usize, (usize, usize)> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b))| (a, (b, i)))
+            .collect();
+        let mut rng = Rng(2);
+        let pts: Vec<usize> = (0..20_000)
+            .map(|_| ranges[0].0 + (rng.next() as usize) % span)
+            .collect();
+        let (mut bm, mut bb, mut b1) = (f64::MAX, f64::MAX, f64::MAX);
+        for _ in 0..60 {
+            let t0 = Instant::now();
+            let a = maple_lookups(&t, &pts);
+            bm = bm.min(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            let c = maple_lookups_one_guard(&t, &pts);
+            b1 = b1.min(t0.elapsed().as_secs_f64());
+            assert_eq!(a, c);
+            let t0 = Instant::now();
+            let b = btree_lookups(&bt, &pts);
+            bb = bb.min(t0.elapsed().as_secs_f64());
+            assert_eq!(a, b);
+        }
+        println!(
+            "n={n}: maple {:.1} ns (one guard {:.1}), btree {:.1} ns, ratio {:.2}",
+            bm * 1e9 / pts.len() as f64,
+            b1 * 1e9 / pts.len() as f64,
+            bb * 1e9 / pts.len() as f64,
+            bm / bb
+        );
+    }
+}

@@ -1,0 +1,618 @@
+//! The Linux VMA semantics, as pure page-granular planning.
+//!
+//! Every address-space operation is split in two: this module decides *what* the layout
+//! becomes (argument checks in the kernel's order, placement, splits, merges), and the
+//! caller applies the resulting [`Plan`] to its own storage. [`crate::model::Model`] applies
+//! plans to a `BTreeMap` (the reference used by tests); [`crate::Mm`] applies them to the
+//! maple tree with the locking order of DESIGN.md. The decisions were checked against the
+//! machine's kernel by `tests/kernel_diff.rs`.
+//!
+//! A plan is a sequence of [`Change`]s. A change names a window `[start, end)` that contains
+//! every old VMA it touches *in full* and lists the VMAs that cover the window afterwards;
+//! whatever the list does not cover becomes unmapped. Changes are applied in order (a
+//! later change was planned against the layout left by the earlier ones).
+//!
+//! Modelling choices (documented differences to a full kernel):
+//! - Anonymous private memory is never faulted in here, so it never gets an `anon_vma`; the
+//!   kernel then resets its page offset to `address >> 12` whenever it moves, which makes
+//!   every anonymous VMA's offset equal to its start page.
+//! - `VM_ACCOUNT` follows the kernel's rules (private + writable + not `NORESERVE` at map
+//!   time; gained by `mprotect` to writable; dropped by `mprotect` to read-only on
+//!   anonymous memory, since it is never populated) because it decides merges.
+//! - `mremap` with `old_len == 0` (duplicate a shared mapping) is not supported: `EINVAL`.
+//! - Placement without `MAP_FIXED` is top-down below `mmap_base` only; the kernel's
+//!   bottom-up fallback above it is not modelled (`ENOMEM` instead).
+
+use std::collections::BTreeMap;
+
+use crate::types::{
+    aligned, page_align, Backing, Errno, MapFlags, MapRequest, MmConfig, Prot, RemapFlags, VmaInfo,
+    PAGE_SHIFT, PAGE_SIZE,
+};
+
+/// What a VMA maps (the kernel's `vm_file`, with anonymous shared memory as its own object).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Obj {
+    /// Private anonymous memory.
+    Anon,
+    /// Shared anonymous memory: one hidden shmem object per `mmap` call.
+    Shmem(u64),
+    /// A file.
+    File(crate::types::FileId),
+}
+
+/// The attributes two VMAs must share to merge (the kernel compares `vm_flags` and file).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Desc {
+    pub prot: Prot,
+    pub shared: bool,
+    pub noreserve: bool,
+    pub account: bool,
+    pub obj: Obj,
+}
+
+/// One VMA as the planner sees it: `[start, end)` plus attributes and page offset.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Seg {
+    pub start: usize,
+    pub end: usize,
+    /// Page offset of `start` in the mapped object.
+    pub pgoff: u64,
+    pub desc: Desc,
+}
+
+impl Seg {
+    fn pages(&self) -> u64 {
+        ((self.end - self.start) >> PAGE_SHIFT) as u64
+    }
+
+    /// The part `[s, e)` of this VMA (which must lie inside it), offsets adjusted.
+    fn clip(&self, s: usize, e: usize) -> Seg {
+        debug_assert!(self.start <= s && s < e && e <= self.end);
+        Seg {
+            start: s,
+            end: e,
+            pgoff: self.pgoff + ((s - self.start) >> PAGE_SHIFT) as u64,
+            desc: self.desc,
+        }
+    }
+
+    /// Whether `next` can be merged onto the end of `self`.
+    fn merges_with(&self, next: &Seg) -> bool {
+        self.end == next.start
+            && self.desc == next.desc
+            && self.pgoff.checked_add(self.pages()) == Some(next.pgoff)
+    }
+
+    /// The public view of this VMA.
+    pub fn info(&self) -> VmaInfo {
+        let backing = match self.desc.obj {
+            Obj::Anon | Obj::Shmem(_) => Backing::Anonymous,
+            Obj::File(file) => Backing::File {
+                file,
+                pgoff: self.pgoff,
+            },
+        };
+        VmaInfo {
+            start: self.start,
+            end: self.end,
+            prot: self.desc.prot,
+            shared: self.desc.shared,
+            backing,
+        }
+    }
+}
+
+/// The new contents of a window; see the module docs.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Change {
+    pub start: usize,
+    pub end: usize,
+    /// The VMAs covering parts of the window afterwards, sorted, inside the window.
+    pub segs: Vec<Seg>,
+}
+
+/// The outcome of planning one operation.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Plan {
+    /// Applied in order, even when `result` is an error (mprotect up to a hole).
+    pub changes: Vec<Change>,
+    /// The system call's return value.
+    pub result: Result<usize, Errno>,
+}
+
+impl Plan {
+    fn err(e: Errno) -> Plan {
+        Plan {
+            changes: Vec::new(),
+            result: Err(e),
+        }
+    }
+}
+
+/// Read access to the current layout (called with the writer's lock held).
+pub(crate) trait View {
+    /// Every VMA with `vma.start < end && vma.end > start`, sorted by address.
+    fn overlapping(&self, start: usize, end: usize) -> Vec<Seg>;
+    /// The highest `s` with `[s, s + size)` unmapped and inside `[lo, hi)`.
+    fn gap_rev(&self, lo: usize, hi: usize, size: usize) -> Option<usize>;
+}
+
+/// The base layout plus the changes planned so far.
+struct Overlay<'a, V: View> {
+    base: &'a V,
+    /// Windows replaced by earlier changes (base VMAs inside them are gone).
+    replaced: Vec<(usize, usize)>,
+    /// VMAs added by earlier changes, by start.
+    added: BTreeMap<usize, Seg>,
+    changes: Vec<Change>,
+}
+
+impl<'a, V: View> Overlay<'a, V> {
+    fn new(base: &'a V) -> Self {
+        Overlay {
+            base,
+            replaced: Vec::new(),
+            added: BTreeMap::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn overlapping(&self, start: usize, end: usize) -> Vec<Seg> {
+        let mut out: Vec<Seg> = self
+            .base
+            .overlapping(start, end)
+            .into_iter()
+            .filter(|s| {
+                !self
+                    .replaced
+                    .iter()
+                    .any(|&(ws, we)| s.start < we && s.end > ws)
+            })
+            .collect();
+        out.extend(
+            self.added
+                .values()
+                .filter(|s| s.start < end && s.end > start)
+                .copied(),
+        );
+        out.sort_by_key(|s| s.start);
+        out
+    }
+
+    fn vma_at(&self, addr: usize) -> Option<Seg> {
+        self.overlapping(addr, addr.saturating_add(1))
+            .into_iter()
+            .next()
+    }
+
+    /// Replace `[start, end)` by `f(the pieces of VMAs inside it)`, then merge at the edges.
+    /// Does nothing if no VMA intersects the range and `f` adds nothing.
+    fn rewrite(&mut self, start: usize, end: usize, f: impl FnOnce(Vec<Seg>) -> Vec<Seg>) {
+        debug_assert!(start < end && aligned(start) && aligned(end));
+        let around = self.overlapping(start.saturating_sub(1), end.saturating_add(1));
+        let mut left = Vec::new();
+        let mut inside = Vec::new();
+        let mut right = Vec::new();
+        for s in &around {
+            if s.start < start {
+                left.push(s.clip(s.start, s.end.min(start)));
+            }
+            if s.end > start && s.start < end {
+                inside.push(s.clip(s.start.max(start), s.end.min(end)));
+            }
+            if s.end > end {
+                right.push(s.clip(s.start.max(end), s.end));
+            }
+        }
+        let touched = !inside.is_empty();
+        let new = f(inside);
+        if !touched && new.is_empty() {
+            return;
+        }
+        debug_assert!(new
+            .iter()
+            .all(|s| s.start >= start && s.end <= end && s.start < s.end));
+        let mut all: Vec<Seg> = Vec::with_capacity(left.len() + new.len() + right.len());
+        all.extend(left);
+        all.extend(new);
+        all.extend(right);
+        let mut merged: Vec<Seg> = Vec::with_capacity(all.len());
+        for s in all {
+            match merged.last_mut() {
+                Some(last) if last.merges_with(&s) => last.end = s.end,
+                _ => merged.push(s),
+            }
+        }
+        let ws = around.first().map_or(start, |s| s.start.min(start));
+        let we = around.last().map_or(end, |s| s.end.max(end));
+        self.added.retain(|_, s| !(s.start < we && s.end > ws));
+        self.replaced.push((ws, we));
+        for s in &merged {
+            self.added.insert(s.start, *s);
+        }
+        self.changes.push(Change {
+            start: ws,
+            end: we,
+            segs: merged,
+        });
+    }
+
+    fn finish(self, result: Result<usize, Errno>) -> Plan {
+        Plan {
+            changes: self.changes,
+            result,
+        }
+    }
+}
+
+/// Lowest address placement may use.
+fn low_limit(cfg: &MmConfig) -> usize {
+    cfg.min_addr.max(PAGE_SIZE)
+}
+
+/// Whether `[addr, addr + len)` is free and usable as a hint.
+fn hint_ok<V: View>(v: &V, cfg: &MmConfig, addr: usize, len: usize) -> bool {
+    addr != 0
+        && cfg.task_size - len >= addr
+        && addr >= cfg.min_addr
+        && v.overlapping(addr, addr + len).is_empty()
+}
+
+/// Top-down placement of `len` bytes below `mmap_base`.
+fn place<V: View>(v: &V, cfg: &MmConfig, len: usize) -> Option<usize> {
+    let hi = cfg.mmap_base.min(cfg.task_size);
+    let lo = low_limit(cfg);
+    if hi <= lo || hi - lo < len {
+        return None;
+    }
+    v.gap_rev(lo, hi, len)
+}
+
+/// Plan `mmap`. `shmem_id` names the hidden object if this is a shared anonymous mapping.
+pub(crate) fn mmap<V: View>(v: &V, cfg: &MmConfig, req: &MapRequest, shmem_id: u64) -> Plan {
+    if req.len == 0 {
+        return Plan::err(Errno::EINVAL);
+    }
+    let mut flags = req.flags;
+    if flags.contains(MapFlags::FIXED_NOREPLACE) {
+        flags |= MapFlags::FIXED;
+    }
+    let fixed = flags.contains(MapFlags::FIXED);
+    let mut addr = req.addr.unwrap_or(0);
+    if !fixed {
+        // Like round_hint_to_min: drop the page offset; a hint below min_addr moves up.
+        addr &= !(PAGE_SIZE - 1);
+        if addr != 0 && addr < cfg.min_addr {
+            match page_align(cfg.min_addr) {
+                Some(a) => addr = a,
+                None => return Plan::err(Errno::ENOMEM),
+            }
+        }
+    }
+    let Some(len) = page_align(req.len) else {
+        return Plan::err(Errno::ENOMEM);
+    };
+    let file_pgoff = match req.backing {
+        Backing::File { pgoff, .. } => pgoff,
+        Backing::Anonymous => 0,
+    };
+    if file_pgoff.checked_add((len >> PAGE_SHIFT) as u64).is_none() {
+        return Plan::err(Errno::EOVERFLOW);
+    }
+    if len > cfg.task_size {
+        return Plan::err(Errno::ENOMEM);
+    }
+    let a = if fixed || hint_ok(v, cfg, addr, len) {
+        addr
+    } else {
+        match place(v, cfg, len) {
+            Some(a) => a,
+            None => return Plan::err(Errno::ENOMEM),
+        }
+    };
+    if a > cfg.task_size - len {
+        return Plan::err(Errno::ENOMEM);
+    }
+    if !aligned(a) {
+        return Plan::err(Errno::EINVAL);
+    }
+    if fixed && a < cfg.min_addr {
+        return Plan::err(Errno::EPERM);
+    }
+    if flags.contains(MapFlags::FIXED_NOREPLACE) && !v.overlapping(a, a + len).is_empty() {
+        return Plan::err(Errno::EEXIST);
+    }
+    let anon = req.backing == Backing::Anonymous;
+    let shared = match (
+        flags.contains(MapFlags::SHARED),
+        flags.contains(MapFlags::PRIVATE),
+    ) {
+        // MAP_SHARED_VALIDATE: files only; anonymous memory knows just SHARED or PRIVATE.
+        (true, true) if anon => return Plan::err(Errno::EINVAL),
+        // ... and it refuses flags outside the legacy set, like MAP_FIXED_NOREPLACE.
+        (true, true) if req.flags.contains(MapFlags::FIXED_NOREPLACE) => {
+            return Plan::err(Errno::EOPNOTSUPP)
+        }
+        (true, _) => true,
+        (false, true) => false,
+        (false, false) => return Plan::err(Errno::EINVAL),
+    };
+    let (obj, pgoff) = match req.backing {
+        Backing::File { file, pgoff } => (Obj::File(file), pgoff),
+        Backing::Anonymous if shared => (Obj::Shmem(shmem_id), 0),
+        Backing::Anonymous => (Obj::Anon, (a >> PAGE_SHIFT) as u64),
+    };
+    let noreserve = flags.contains(MapFlags::NORESERVE);
+    let account = !shared && !noreserve && req.prot.contains(Prot::WRITE);
+    let seg = Seg {
+        start: a,
+        end: a + len,
+        pgoff,
+        desc: Desc {
+            prot: req.prot,
+            shared,
+            noreserve,
+            account,
+            obj,
+        },
+    };
+    let mut o = Overlay::new(v);
+    o.rewrite(a, a + len, |_| vec![seg]);
+    o.finish(Ok(a))
+}
+
+/// Plan `munmap`.
+pub(crate) fn munmap<V: View>(v: &V, cfg: &MmConfig, addr: usize, len: usize) -> Plan {
+    if !aligned(addr) || addr > cfg.task_size || len > cfg.task_size - addr {
+        return Plan::err(Errno::EINVAL);
+    }
+    let len = match page_align(len) {
+        Some(l) if l != 0 => l,
+        _ => return Plan::err(Errno::EINVAL),
+    };
+    let mut o = Overlay::new(v);
+    o.rewrite(addr, addr + len, |_| Vec::new());
+    o.finish(Ok(0))
+}
+
+/// Plan `mprotect`: applied up to the first hole, then `ENOMEM`.
+pub(crate) fn mprotect<V: View>(v: &V, addr: usize, len: usize, prot: Prot) -> Plan {
+    if !aligned(addr) {
+        return Plan::err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Plan {
+            changes: Vec::new(),
+            result: Ok(0),
+        };
+    }
+    let end = match page_align(len).and_then(|l| addr.checked_add(l)) {
+        Some(e) if e > addr => e,
+        _ => return Plan::err(Errno::ENOMEM),
+    };
+    if prot.bits() & !Prot::all().bits() != 0 {
+        return Plan::err(Errno::EINVAL);
+    }
+    let segs = v.overlapping(addr, end);
+    match segs.first() {
+        Some(s) if s.start <= addr => {}
+        _ => return Plan::err(Errno::ENOMEM),
+    }
+    let mut tmp = addr;
+    let mut result = Ok(0);
+    for s in &segs {
+        if s.start > tmp {
+            result = Err(Errno::ENOMEM);
+            break;
+        }
+        tmp = s.end;
+    }
+    let done = tmp.min(end);
+    if result.is_ok() && tmp < end {
+        result = Err(Errno::ENOMEM);
+    }
+    let mut o = Overlay::new(v);
+    o.rewrite(addr, done, |pieces| {
+        pieces
+            .into_iter()
+            .map(|mut s| {
+                let old = s.desc;
+                if prot.contains(Prot::WRITE) {
+                    if !(old.account
+                        || old.prot.contains(Prot::WRITE)
+                        || old.shared
+                        || old.noreserve)
+                    {
+                        s.desc.account = true;
+                    }
+                } else if old.account && old.obj == Obj::Anon {
+                    s.desc.account = false;
+                }
+                s.desc.prot = prot;
+                s
+            })
+            .collect()
+    });
+    o.finish(result)
+}
+
+/// Move `[src, src + old_len)` (inside the VMA `vma`) to `[dst, dst + new_len)`.
+fn move_range<V: View>(
+    o: &mut Overlay<'_, V>,
+    vma: Seg,
+    src: usize,
+    old_len: usize,
+    dst: usize,
+    new_len: usize,
+) {
+    let piece = vma.clip(src, src + old_len);
+    let pgoff = match piece.desc.obj {
+        Obj::Anon => (dst >> PAGE_SHIFT) as u64,
+        Obj::Shmem(_) | Obj::File(_) => piece.pgoff,
+    };
+    let seg = Seg {
+        start: dst,
+        end: dst + new_len,
+        pgoff,
+        desc: piece.desc,
+    };
+    o.rewrite(dst, dst + new_len, |_| vec![seg]);
+    o.rewrite(src, src + old_len, |_| Vec::new());
+}
+
+/// Plan `mremap`, in the order of Linux 6.17+: parameter checks, then either a pure move
+/// (`FIXED` with equal lengths, which may span several VMAs) or a resize of one VMA.
+pub(crate) fn mremap<V: View>(
+    v: &V,
+    cfg: &MmConfig,
+    old_addr: usize,
+    old_len: usize,
+    new_len: usize,
+    flags: RemapFlags,
+    new_addr: Option<usize>,
+) -> Plan {
+    // Both lengths round up with wrap-around, like the kernel's PAGE_ALIGN.
+    let old_len = old_len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let new_len = new_len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    if flags.bits() & !RemapFlags::all().bits() != 0 || !aligned(old_addr) {
+        return Plan::err(Errno::EINVAL);
+    }
+    if new_len == 0 || new_len > cfg.task_size {
+        return Plan::err(Errno::EINVAL);
+    }
+    let fixed = flags.contains(RemapFlags::FIXED);
+    let maymove = flags.contains(RemapFlags::MAYMOVE);
+    let new_addr = new_addr.unwrap_or(0);
+    if fixed {
+        if new_addr > cfg.task_size - new_len || !aligned(new_addr) || !maymove {
+            return Plan::err(Errno::EINVAL);
+        }
+        // The ranges may not overlap.
+        if new_addr < old_addr.saturating_add(old_len) && old_addr < new_addr + new_len {
+            return Plan::err(Errno::EINVAL);
+        }
+        if old_len == new_len {
+            return remap_move(v, old_addr, old_len, new_addr);
+        }
+    }
+    let mut o = Overlay::new(v);
+    let Some(vma) = o.vma_at(old_addr) else {
+        return Plan::err(Errno::EFAULT);
+    };
+    if old_len == 0 {
+        // Duplicating a shared mapping is not supported; on private ones Linux refuses too.
+        return Plan::err(Errno::EINVAL);
+    }
+    // A shrink (or no-op) in place only unmaps the tail: it may span several VMAs. Otherwise
+    // the part that stays mapped must lie inside this VMA.
+    let in_place_shrink = !fixed && old_len >= new_len;
+    if !in_place_shrink && old_len.min(new_len) > vma.end - old_addr {
+        return Plan::err(Errno::EFAULT);
+    }
+    // Growing must not wrap the page offset of the mapped object (Linux checks this after
+    // the boundary check, and on the FIXED path after the target was already cleared).
+    let offset_wraps = new_len > old_len && {
+        let pgoff = vma.pgoff + ((old_addr - vma.start) >> PAGE_SHIFT) as u64;
+        pgoff.checked_add((new_len >> PAGE_SHIFT) as u64).is_none()
+    };
+    if fixed {
+        o.rewrite(new_addr, new_addr + new_len, |_| Vec::new());
+        if offset_wraps {
+            return o.finish(Err(Errno::EINVAL));
+        }
+        if old_len > new_len {
+            // The tail is unmapped like munmap would (which refuses a range past TASK_SIZE,
+            // after the target was already cleared).
+            if let Err(e) = unmap_tail(&mut o, cfg, old_addr + new_len, old_len - new_len) {
+                return o.finish(Err(e));
+            }
+        }
+        let vma = o.vma_at(old_addr).unwrap_or(vma);
+        move_range(
+            &mut o,
+            vma,
+            old_addr,
+            old_len.min(new_len),
+            new_addr,
+            new_len,
+        );
+        return o.finish(Ok(new_addr));
+    }
+    if offset_wraps {
+        return Plan::err(Errno::EINVAL);
+    }
+    if old_len >= new_len {
+        if old_len != new_len {
+            if let Err(e) = unmap_tail(&mut o, cfg, old_addr + new_len, old_len - new_len) {
+                return o.finish(Err(e));
+            }
+        }
+        return o.finish(Ok(old_addr));
+    }
+    // Grow in place: the old range ends the VMA and the space after it is free.
+    if old_addr + old_len == vma.end {
+        let grow_end = old_addr
+            .checked_add(new_len)
+            .filter(|&e| e <= cfg.task_size);
+        if let Some(e) = grow_end {
+            if o.overlapping(vma.end, e).is_empty() {
+                let ext = Seg {
+                    start: vma.end,
+                    end: e,
+                    pgoff: vma.pgoff + vma.pages(),
+                    desc: vma.desc,
+                };
+                o.rewrite(vma.end, e, |_| vec![ext]);
+                return o.finish(Ok(old_addr));
+            }
+        }
+    }
+    if !maymove {
+        return Plan::err(Errno::ENOMEM);
+    }
+    let Some(dst) = place(v, cfg, new_len) else {
+        return Plan::err(Errno::ENOMEM);
+    };
+    move_range(&mut o, vma, old_addr, old_len, dst, new_len);
+    o.finish(Ok(dst))
+}
+
+/// Unmap `[start, start + len)` as part of an mremap shrink, with munmap's range check.
+fn unmap_tail<V: View>(
+    o: &mut Overlay<'_, V>,
+    cfg: &MmConfig,
+    start: usize,
+    len: usize,
+) -> Result<(), Errno> {
+    if start > cfg.task_size || len > cfg.task_size - start {
+        return Err(Errno::EINVAL);
+    }
+    o.rewrite(start, start + len, |_| Vec::new());
+    Ok(())
+}
+
+/// `MREMAP_FIXED` without resizing: every VMA piece in `[start, start + len)` moves to the
+/// same offset from `dst`. Gaps are kept (their target is left alone); a gap at the start,
+/// or no VMA at all, is `EFAULT`.
+fn remap_move<V: View>(v: &V, start: usize, len: usize, dst: usize) -> Plan {
+    let Some(end) = start.checked_add(len) else {
+        return Plan::err(Errno::EFAULT);
+    };
+    let pieces = v.overlapping(start, end);
+    match pieces.first() {
+        Some(p) if p.start <= start => {}
+        _ => return Plan::err(Errno::EFAULT),
+    }
+    let mut o = Overlay::new(v);
+    for p in pieces {
+        let s = p.start.max(start);
+        let e = p.end.min(end);
+        let target = dst + (s - start);
+        let vma = o.vma_at(s).unwrap_or(p);
+        o.rewrite(target, target + (e - s), |_| Vec::new());
+        let vma = o.vma_at(s).unwrap_or(vma);
+        move_range(&mut o, vma, s, e - s, target, e - s);
+    }
+    o.finish(Ok(dst))
+}

@@ -1,0 +1,256 @@
+//! The VMA tree: an alloc maple tree whose entries are VMAs of the process-wide
+//! type-stable cache, with the raw pointer handling kept in this one place.
+//!
+//! # Invariants
+//!
+//! - Every entry of a [`VmaTree`] is a [`Value`] holding the address of a [`Vma`] allocated
+//!   from [`VMA_CACHE`] (only [`VmaWrite::store`] inserts, and it takes an [`OwnedVma`]).
+//!   User-space addresses are below `2^63`, i.e. at most `Value::MAX`, so the address is
+//!   stored unchanged.
+//! - Cache memory is handed back to the allocator only after a grace period of the
+//!   cache's domain ([`TypeStableCache::shrink`]). Every accessor below holds a guard of
+//!   that domain, so a `&Vma` obtained through it points at a live `Vma` for the guard's
+//!   lifetime, although possibly one that was freed and reused meanwhile (readers validate).
+//! - A VMA is given back to the cache only after it left its tree and was detached
+//!   (refcount 0, which also means no [`VmaRef`] to it exists).
+
+use std::marker::PhantomData;
+use std::ops::{Deref, RangeInclusive};
+use std::ptr::NonNull;
+use std::sync::LazyLock;
+
+use maple::{MapleTree, Value};
+use rcu::{SeizeGuard, TypeStableCache};
+
+use crate::layout::Seg;
+use crate::refcount::Refused;
+use crate::vma::Vma;
+
+/// The process-wide VMA cache (the kernel's `vm_area_cachep`).
+static VMA_CACHE: LazyLock<TypeStableCache<Vma>> = LazyLock::new(|| TypeStableCache::new(Vma::new));
+
+/// Hand the memory of every free VMA back to the allocator after a grace period.
+pub(crate) fn shrink_cache() -> usize {
+    VMA_CACHE.shrink()
+}
+
+/// A freshly allocated, attached VMA not yet stored in a tree.
+pub(crate) struct OwnedVma(NonNull<Vma>);
+
+impl OwnedVma {
+    /// Allocate a VMA for `seg` in address space `mm`, write-locked at `seq`, and attach it.
+    pub(crate) fn new(seg: &Seg, mm: usize, seq: usize) -> OwnedVma {
+        let p = VMA_CACHE.alloc(|v| v.init(seg, mm, seq));
+        // SAFETY: just allocated from the cache; alive until freed (which needs a detach).
+        unsafe { p.as_ref() }.refcnt().attach();
+        OwnedVma(p)
+    }
+}
+
+impl Deref for OwnedVma {
+    type Target = Vma;
+    fn deref(&self) -> &Vma {
+        // SAFETY: allocated and attached by `new`; it is freed only after a tree stored it
+        // and later retired it, which consumes this handle first.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// A reference-counted hold on a VMA (a per-VMA read lock), valid without any RCU guard:
+/// writers wait for it before changing or freeing the VMA.
+pub(crate) struct VmaRef<'t> {
+    ptr: NonNull<Vma>,
+    _tree: PhantomData<&'t VmaTree>,
+}
+
+impl Deref for VmaRef<'_> {
+    type Target = Vma;
+    fn deref(&self) -> &Vma {
+        // SAFETY: we hold a reference count; a VMA is freed only after detaching, which
+        // waits until the count has no readers, so the object is alive while we exist.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl Drop for VmaRef<'_> {
+    fn drop(&mut self) {
+        self.refcnt().put();
+    }
+}
+
+// SAFETY: the count may be dropped from any thread, and `Vma` is `Sync` (all atomics).
+unsafe impl Send for VmaRef<'_> {}
+// SAFETY: only `&Vma` is handed out, and `Vma` is `Sync`.
+unsafe impl Sync for VmaRef<'_> {}
+
+/// The tree of one address space.
+pub(crate) struct VmaTree {
+    tree: MapleTree<Value>,
+}
+
+/// A read section over the tree and the VMA cache.
+pub(crate) struct VmaRead<'t> {
+    g: maple::ReadGuard<'t, Value>,
+    _cache: SeizeGuard<'static>,
+}
+
+/// The tree's writer (also a read section).
+pub(crate) struct VmaWrite<'t> {
+    g: maple::WriteGuard<'t, Value>,
+    _cache: SeizeGuard<'static>,
+}
+
+/// Turn an entry into the VMA it names, for as long as the section `_s` lives.
+fn entry<S>(v: Value, _s: &S) -> &Vma {
+    // SAFETY: by the module invariants `v` is the address of a cache VMA, and the caller's
+    // section holds a cache guard, so the memory is a live `Vma` while that borrow lasts.
+    unsafe { &*(v.get() as *const Vma) }
+}
+
+impl VmaTree {
+    pub(crate) fn new() -> VmaTree {
+        VmaTree {
+            tree: MapleTree::new_alloc(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub(crate) fn read(&self) -> VmaRead<'_> {
+        VmaRead {
+            _cache: VMA_CACHE.enter(),
+            g: self.tree.read(),
+        }
+    }
+
+    pub(crate) fn write(&self) -> VmaWrite<'_> {
+        VmaWrite {
+            _cache: VMA_CACHE.enter(),
+            g: self.tree.lock(),
+        }
+    }
+
+    /// The tree's structural invariants.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.tree.validate().map_err(|e| e.to_string())
+    }
+
+    /// A node-by-node copy whose entries still name this tree's VMAs; the caller must
+    /// re-point every entry (see [`VmaWrite::store`]) before anything else uses it.
+    pub(crate) fn duplicate(&self) -> VmaTree {
+        VmaTree {
+            tree: self.tree.clone(),
+        }
+    }
+
+    /// Detach and recycle every VMA (the tree is being dropped by its only user).
+    pub(crate) fn clear(&mut self) {
+        let r = self.read();
+        let all: Vec<NonNull<Vma>> = r.iter().into_iter().map(NonNull::from).collect();
+        drop(r);
+        for p in all {
+            // SAFETY: `&mut self`: no reader of this tree exists and the tree is dropped
+            // right after, so nothing reaches these VMAs again; each is freed once.
+            unsafe { free_detached(p) };
+        }
+    }
+}
+
+/// Detach `p` (waiting for temporary readers), forget its owner, give it back to the cache.
+///
+/// # Safety
+///
+/// `p` is a cache VMA that no tree names any more and that is freed only here, once.
+unsafe fn free_detached(p: NonNull<Vma>) {
+    // SAFETY: alive until the free below (caller contract).
+    let vma = unsafe { p.as_ref() };
+    vma.refcnt().detach();
+    vma.clear_owner();
+    // SAFETY: from VMA_CACHE.alloc, detached, unreachable from any tree, freed once.
+    unsafe { VMA_CACHE.free(p) };
+}
+
+impl<'t> VmaRead<'t> {
+    /// The VMA whose entry contains `addr`.
+    pub(crate) fn load(&self, addr: usize) -> Option<&Vma> {
+        self.g.load(addr).map(|v| entry(v, self))
+    }
+
+    /// The first VMA ending above `addr`.
+    pub(crate) fn find_from(&self, addr: usize) -> Option<&Vma> {
+        self.g.find(addr..).map(|(_, v)| entry(v, self))
+    }
+
+    /// The VMAs whose entries overlap `r`, in order, with their entry ranges.
+    pub(crate) fn range(&self, r: RangeInclusive<usize>) -> Vec<(RangeInclusive<usize>, &Vma)> {
+        self.g.range(r).map(|(r, v)| (r, entry(v, self))).collect()
+    }
+
+    /// Every VMA in order.
+    pub(crate) fn iter(&self) -> Vec<&Vma> {
+        self.g.iter().map(|(_, v)| entry(v, self)).collect()
+    }
+
+    /// Take a read reference on `vma` (found through this section) that outlives the
+    /// section. Fails if it is detached or excluded.
+    pub(crate) fn get_ref(&self, vma: &Vma) -> Result<VmaRef<'t>, Refused> {
+        vma.refcnt().try_get()?;
+        Ok(VmaRef {
+            ptr: NonNull::from(vma),
+            _tree: PhantomData,
+        })
+    }
+}
+
+impl VmaWrite<'_> {
+    /// The VMAs whose entries overlap `r`, in order, with their entry ranges.
+    pub(crate) fn range(&self, r: RangeInclusive<usize>) -> Vec<(RangeInclusive<usize>, &Vma)> {
+        self.g.range(r).map(|(r, v)| (r, entry(v, self))).collect()
+    }
+
+    /// Highest start of a free run of `size` inside `window`.
+    pub(crate) fn empty_area_rev(
+        &self,
+        window: RangeInclusive<usize>,
+        size: usize,
+    ) -> Option<usize> {
+        self.g.empty_area_rev(window, size).ok()
+    }
+
+    /// Store `vma` over its range (replacing whatever was there in one store).
+    pub(crate) fn store(&self, vma: OwnedVma) {
+        let (start, end) = vma.range();
+        let v = Value::new(vma.0.as_ptr() as usize).expect("VMA address exceeds Value::MAX");
+        // INVARIANT: the entry is the address of a cache VMA (from `OwnedVma`).
+        if self.g.store_range(start..=end - 1, v).is_err() {
+            unreachable!("store of a valid VMA range failed");
+        }
+    }
+
+    /// Empty `r` (hole punch).
+    pub(crate) fn punch(&self, r: RangeInclusive<usize>) {
+        if self.g.punch(r).is_err() {
+            unreachable!("punch of a valid range failed");
+        }
+    }
+
+    /// Give `vma` back to the cache after the caller removed it from this tree.
+    ///
+    /// # Safety
+    ///
+    /// `vma` was an entry of this tree, no entry names it any more, and it is retired once.
+    pub(crate) unsafe fn retire(&self, vma: &Vma) {
+        // SAFETY: forwarded from the caller; this tree's entries are cache VMAs.
+        unsafe { free_detached(NonNull::from(vma)) };
+    }
+}
+
+impl std::fmt::Debug for VmaTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmaTree")
+            .field("len", &self.tree.len())
+            .finish()
+    }
+}

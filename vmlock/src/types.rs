@@ -1,0 +1,271 @@
+//! The plain data types of the public API: errors, flags, requests and listings.
+
+use core::fmt;
+
+/// The size of a page in bytes; every address and length is counted in these.
+pub const PAGE_SIZE: usize = 4096;
+/// `log2(PAGE_SIZE)`.
+pub const PAGE_SHIFT: u32 = 12;
+
+/// A Linux error number (`errno`), so results compare one to one with the real kernel.
+///
+/// ```
+/// use vmlock::Errno;
+/// assert_eq!(Errno::EINVAL.0, 22);
+/// assert_eq!(Errno::ENOMEM.to_string(), "ENOMEM (12)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// Operation not permitted (a fixed mapping below `min_addr`).
+    pub const EPERM: Errno = Errno(1);
+    /// Try again.
+    pub const EAGAIN: Errno = Errno(11);
+    /// Out of memory: no room for a mapping, or a range that is not mapped.
+    pub const ENOMEM: Errno = Errno(12);
+    /// Permission denied.
+    pub const EACCES: Errno = Errno(13);
+    /// Bad address: `mremap` of a range that is not inside one mapping.
+    pub const EFAULT: Errno = Errno(14);
+    /// File exists: `MAP_FIXED_NOREPLACE` over a mapping.
+    pub const EEXIST: Errno = Errno(17);
+    /// Invalid argument.
+    pub const EINVAL: Errno = Errno(22);
+    /// Value too large: a file offset plus length that overflows.
+    pub const EOVERFLOW: Errno = Errno(75);
+    /// Operation not supported: a flag `MAP_SHARED_VALIDATE` does not know.
+    pub const EOPNOTSUPP: Errno = Errno(95);
+
+    /// The symbolic name, if this is one of the constants above.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "EPERM",
+            11 => "EAGAIN",
+            12 => "ENOMEM",
+            13 => "EACCES",
+            14 => "EFAULT",
+            17 => "EEXIST",
+            22 => "EINVAL",
+            75 => "EOVERFLOW",
+            95 => "EOPNOTSUPP",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "Errno::{n}"),
+            None => write!(f, "Errno({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "{n} ({})", self.0),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for Errno {}
+
+bitflags::bitflags! {
+    /// Page protection, as `PROT_*`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+    pub struct Prot: u32 {
+        /// No access (`PROT_NONE`, the empty set).
+        const NONE = 0;
+        /// `PROT_READ`.
+        const READ = 1;
+        /// `PROT_WRITE`.
+        const WRITE = 2;
+        /// `PROT_EXEC`.
+        const EXEC = 4;
+    }
+}
+
+bitflags::bitflags! {
+    /// `mmap` flags, with the Linux bit values.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+    pub struct MapFlags: u32 {
+        /// `MAP_SHARED`: changes are visible to every mapping of the object.
+        const SHARED = 0x01;
+        /// `MAP_PRIVATE`: copy on write.
+        const PRIVATE = 0x02;
+        /// `MAP_FIXED`: place exactly at `addr`, replacing what is there.
+        const FIXED = 0x10;
+        /// `MAP_NORESERVE`: no commit charge (kept as a VMA flag, like `VM_NORESERVE`).
+        const NORESERVE = 0x4000;
+        /// `MAP_FIXED_NOREPLACE`: place exactly at `addr`, fail with `EEXIST` if anything is there.
+        const FIXED_NOREPLACE = 0x10_0000;
+    }
+}
+
+bitflags::bitflags! {
+    /// `mremap` flags, with the Linux bit values.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+    pub struct RemapFlags: u32 {
+        /// `MREMAP_MAYMOVE`: the mapping may move if it cannot grow in place.
+        const MAYMOVE = 1;
+        /// `MREMAP_FIXED`: move to the given address (needs `MAYMOVE`).
+        const FIXED = 2;
+    }
+}
+
+/// Identifies a file that mappings refer to (an inode, for comparison purposes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct FileId(pub u64);
+
+/// What a mapping shows: anonymous memory or a file at a page offset.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Backing {
+    /// Anonymous memory.
+    Anonymous,
+    /// A file; `pgoff` is the file offset in pages of the mapping's first byte.
+    File {
+        /// The file.
+        file: FileId,
+        /// Offset in pages (the kernel's `vm_pgoff`).
+        pgoff: u64,
+    },
+}
+
+/// The arguments of an `mmap` call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MapRequest {
+    /// Placement: a hint, or the exact address with `FIXED`/`FIXED_NOREPLACE`.
+    pub addr: Option<usize>,
+    /// Length in bytes, rounded up to pages.
+    pub len: usize,
+    /// Protection.
+    pub prot: Prot,
+    /// Flags; exactly one of `SHARED`/`PRIVATE` is expected (both = `MAP_SHARED_VALIDATE`).
+    pub flags: MapFlags,
+    /// What is mapped.
+    pub backing: Backing,
+}
+
+/// One line of the listing: a VMA as `/proc/self/maps` shows it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct VmaInfo {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+    /// Protection.
+    pub prot: Prot,
+    /// A shared mapping (`s` in `/proc/self/maps`), else private (`p`).
+    pub shared: bool,
+    /// The backing; for a file, the page offset at `start`. Anonymous offsets are not shown.
+    pub backing: Backing,
+}
+
+impl VmaInfo {
+    /// Whether `addr` lies inside `[start, end)`.
+    pub fn contains(&self, addr: usize) -> bool {
+        self.start <= addr && addr < self.end
+    }
+}
+
+/// Result of [`Mm::lookup_speculative`](crate::Mm::lookup_speculative).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Speculation {
+    /// A VMA contained the address and no writer interfered while it was read.
+    Found(VmaInfo),
+    /// No VMA contained the address and no writer interfered.
+    Unmapped,
+    /// A writer was active or finished meanwhile; the caller must take a lock.
+    Retry,
+}
+
+/// The kind of access a simulated page fault makes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+impl Access {
+    /// The protection bit this access needs.
+    pub fn needs(self) -> Prot {
+        match self {
+            Access::Read => Prot::READ,
+            Access::Write => Prot::WRITE,
+            Access::Exec => Prot::EXEC,
+        }
+    }
+}
+
+/// How a simulated fault found its VMA.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FaultPath {
+    /// Through the per-VMA read lock, without the `mmap_lock`.
+    VmaLock,
+    /// Through `mmap_read_lock` after the per-VMA path gave up.
+    MmapLock,
+}
+
+/// Counters of the read paths (monotonic, relaxed; a snapshot is not atomic as a whole).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct LockStats {
+    /// `lock_vma_under_rcu` returned a locked VMA.
+    pub success: u64,
+    /// `lock_vma_under_rcu` gave up (write-locked, reused object, moved range, no VMA, limit).
+    pub abort: u64,
+    /// The VMA found was detached (refcount 0) when the reader tried to take it.
+    pub miss: u64,
+    /// The walk was repeated after a miss.
+    pub retry: u64,
+    /// A caller fell back to the `mmap_lock`.
+    pub fallback: u64,
+    /// Store-free speculation answered (`Found` or `Unmapped`).
+    pub spec_ok: u64,
+    /// Store-free speculation returned `Retry`.
+    pub spec_failed: u64,
+}
+
+/// The shape of an address space.
+///
+/// `mmap` without `FIXED` places top-down in `[min_addr, mmap_base)`; every mapping must lie
+/// inside `[0, task_size)`; a fixed mapping below `min_addr` is `EPERM`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct MmConfig {
+    /// Lowest address a mapping may use (Linux `vm.mmap_min_addr`).
+    pub min_addr: usize,
+    /// Top of the top-down placement area (exclusive).
+    pub mmap_base: usize,
+    /// End of the user address space (exclusive), Linux `TASK_SIZE`.
+    pub task_size: usize,
+}
+
+impl Default for MmConfig {
+    /// A 47-bit x86-64 user space: `TASK_SIZE` = `0x7fff_ffff_f000`, `mmap_base` =
+    /// `0x7f00_0000_0000` (below a stack gap, as a typical un-randomised layout) and
+    /// `min_addr` = 4096 (this machine's `/proc/sys/vm/mmap_min_addr`; 65536 is common elsewhere).
+    fn default() -> Self {
+        MmConfig {
+            min_addr: 0x1000,
+            mmap_base: 0x7f00_0000_0000,
+            task_size: 0x7fff_ffff_f000,
+        }
+    }
+}
+
+/// Round up to a page; `None` if that wraps.
+pub(crate) fn page_align(len: usize) -> Option<usize> {
+    len.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
+}
+
+/// Whether `addr` is page aligned.
+pub(crate) fn aligned(addr: usize) -> bool {
+    addr & (PAGE_SIZE - 1) == 0
+}

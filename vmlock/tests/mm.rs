@@ -1,0 +1,288 @@
+//! Behaviour of the read paths and of fork, through the public API.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vmlock::{
+    Access, Backing, Errno, FaultPath, FileId, MapFlags, MapRequest, Mm, MmConfig, Prot,
+    RemapFlags, Speculation,
+};
+
+const PAGE: usize = 4096;
+
+fn anon(addr: usize, pages: usize, prot: Prot) -> MapRequest {
+    MapRequest {
+        addr: Some(addr),
+        len: pages * PAGE,
+        prot,
+        flags: MapFlags::PRIVATE | MapFlags::FIXED,
+        backing: Backing::Anonymous,
+    }
+}
+
+#[test]
+fn read_lock_blocks_writer_of_that_vma() {
+    let mm = Arc::new(Mm::new(MmConfig::default()));
+    let a = 0x1000_0000;
+    mm.mmap(&anon(a, 4, Prot::READ)).unwrap();
+    let g = mm.lock_vma_under_rcu(a + PAGE).unwrap();
+    assert_eq!((g.info().start, g.info().end), (a, a + 4 * PAGE));
+    let done = Arc::new(AtomicBool::new(false));
+    let t = {
+        let (mm, done) = (mm.clone(), done.clone());
+        std::thread::spawn(move || {
+            mm.munmap(a, PAGE).unwrap();
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the writer changed a read-locked VMA"
+    );
+    // While the writer waits (mmap write lock held, sequence odd), speculation refuses.
+    assert_eq!(mm.lookup_speculative(a + PAGE), Speculation::Retry);
+    drop(g);
+    t.join().unwrap();
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(mm.lookup(a), None);
+    assert_eq!(mm.lookup(a + PAGE).map(|v| v.start), Some(a + PAGE));
+    mm.validate().unwrap();
+}
+
+#[test]
+fn unrelated_vma_stays_readable_during_write() {
+    let mm = Arc::new(Mm::new(MmConfig::default()));
+    let (a, b) = (0x1000_0000, 0x2000_0000);
+    mm.mmap(&anon(a, 1, Prot::READ)).unwrap();
+    mm.mmap(&anon(b, 1, Prot::READ)).unwrap();
+    // Hold a reader on `a` so that a munmap of `a` blocks inside its write section.
+    let g = mm.lock_vma_under_rcu(a).unwrap();
+    let t = {
+        let mm = mm.clone();
+        std::thread::spawn(move || mm.munmap(a, PAGE).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    // `b` is not write-locked: the per-VMA path still works without the mmap lock.
+    let gb = mm
+        .lock_vma_under_rcu(b)
+        .expect("per-VMA lock of an untouched VMA");
+    assert_eq!(gb.info().start, b);
+    drop(gb);
+    drop(g);
+    t.join().unwrap();
+}
+
+#[test]
+fn fault_paths_and_stats() {
+    let mm = Mm::new(MmConfig::default());
+    let a = 0x3000_0000;
+    mm.mmap(&anon(a, 2, Prot::READ | Prot::WRITE)).unwrap();
+    assert_eq!(mm.fault(a, Access::Write), Ok(FaultPath::VmaLock));
+    assert_eq!(mm.fault(a, Access::Exec), Err(Errno::EACCES));
+    assert_eq!(mm.fault(a + 2 * PAGE, Access::Read), Err(Errno::EFAULT));
+    let st = mm.stats();
+    assert_eq!(st.success, 2);
+    assert_eq!(st.abort, 1);
+    assert_eq!(st.fallback, 1);
+    assert_eq!(mm.lookup(a), mm.mmap_read_lock().vma_lookup(a));
+    assert_eq!(mm.stats().spec_ok, 1);
+    let r = mm.mmap_read_lock();
+    assert_eq!(r.find_vma(0).map(|v| v.start), Some(a));
+    assert_eq!(r.vma_lookup(a - 1), None);
+}
+
+#[test]
+fn fork_copies_and_is_independent() {
+    let mm = Mm::new(MmConfig::default());
+    for i in 0..200 {
+        let prot = if i % 2 == 0 { Prot::READ } else { Prot::WRITE };
+        mm.mmap(&anon(0x4000_0000 + i * 2 * PAGE, 1, prot)).unwrap();
+    }
+    let file = MapRequest {
+        addr: Some(0x5000_0000),
+        len: 3 * PAGE,
+        prot: Prot::READ,
+        flags: MapFlags::SHARED | MapFlags::FIXED,
+        backing: Backing::File {
+            file: FileId(3),
+            pgoff: 9,
+        },
+    };
+    mm.mmap(&file).unwrap();
+    let child = mm.fork();
+    assert_eq!(child.vmas(), mm.vmas());
+    child.validate().unwrap();
+    mm.validate().unwrap();
+    // Parent VMAs are unlocked again after fork.
+    assert!(mm.lock_vma_under_rcu(0x4000_0000).is_some());
+    assert!(child.lock_vma_under_rcu(0x4000_0000).is_some());
+    child.munmap(0x4000_0000, 100 * PAGE).unwrap();
+    assert_eq!(mm.vmas().len(), 201);
+    assert_eq!(child.vmas().len(), 201 - 50);
+    drop(mm);
+    child.validate().unwrap();
+    assert_eq!(
+        child.lookup(0x5000_0000 + PAGE).map(|v| v.backing),
+        Some(Backing::File {
+            file: FileId(3),
+            pgoff: 9
+        })
+    );
+}
+
+#[test]
+fn placement_is_top_down_below_mmap_base() {
+    let cfg = MmConfig {
+        min_addr: 0x10_0000,
+        mmap_base: 0x20_0000,
+        task_size: MmConfig::default().task_size,
+    };
+    let mm = Mm::new(cfg);
+    let req = MapRequest {
+        addr: None,
+        len: 16 * PAGE,
+        prot: Prot::READ,
+        flags: MapFlags::PRIVATE,
+        backing: Backing::Anonymous,
+    };
+    assert_eq!(mm.mmap(&req), Ok(0x20_0000 - 16 * PAGE));
+    // Adjacent and compatible: merges with the first.
+    assert_eq!(mm.mmap(&req), Ok(0x20_0000 - 32 * PAGE));
+    assert_eq!(mm.vmas().len(), 1);
+    // A free hint is honoured.
+    let hint = MapRequest {
+        addr: Some(0x10_0000),
+        ..req
+    };
+    assert_eq!(mm.mmap(&hint), Ok(0x10_0000));
+    // No room left of that size: ENOMEM.
+    let big = MapRequest {
+        len: 0x10_0000,
+        ..req
+    };
+    assert_eq!(mm.mmap(&big), Err(Errno::ENOMEM));
+    assert_eq!(Errno::ENOMEM.to_string(), "ENOMEM (12)");
+}
+
+/// Extreme arguments never panic and `Mm` agrees with the model on every one of them.
+#[test]
+fn extreme_inputs_agree_with_model_and_never_panic() {
+    use vmlock::model::Model;
+    use vmlock::RemapFlags;
+    let cfg = MmConfig::default();
+    let mm = Mm::new(cfg);
+    let mut model = Model::new(cfg);
+    let base = 0x7000_0000usize;
+    let req = anon(base, 8, Prot::READ);
+    assert_eq!(mm.mmap(&req), model.mmap(&req));
+    let vals = [
+        0,
+        1,
+        PAGE - 1,
+        PAGE,
+        base,
+        base + PAGE,
+        base + 3,
+        cfg.task_size - PAGE,
+        cfg.task_size,
+        cfg.task_size + PAGE,
+        usize::MAX / 2,
+        usize::MAX - PAGE,
+        usize::MAX - 5,
+        usize::MAX,
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut pick = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        vals[(state % vals.len() as u64) as usize]
+    };
+    for i in 0..3000 {
+        let (a, b, c) = (pick(), pick(), pick());
+        match i % 5 {
+            0 => {
+                let flags = [
+                    MapFlags::PRIVATE | MapFlags::FIXED,
+                    MapFlags::PRIVATE,
+                    MapFlags::SHARED | MapFlags::FIXED_NOREPLACE,
+                ][i % 3];
+                let r = MapRequest {
+                    addr: Some(a),
+                    len: b,
+                    prot: Prot::READ,
+                    flags,
+                    backing: Backing::File {
+                        file: FileId(1),
+                        pgoff: c as u64,
+                    },
+                };
+                assert_eq!(mm.mmap(&r), model.mmap(&r), "mmap {r:x?}");
+            }
+            1 => assert_eq!(mm.munmap(a, b), model.munmap(a, b), "munmap {a:#x} {b:#x}"),
+            2 => assert_eq!(
+                mm.mprotect(a, b, Prot::WRITE),
+                model.mprotect(a, b, Prot::WRITE),
+                "mprotect {a:#x} {b:#x}"
+            ),
+            _ => {
+                let flags = [
+                    RemapFlags::empty(),
+                    RemapFlags::MAYMOVE,
+                    RemapFlags::MAYMOVE | RemapFlags::FIXED,
+                ][i % 3];
+                let d = pick();
+                assert_eq!(
+                    mm.mremap(a, b, c, flags, Some(d)),
+                    model.mremap(a, b, c, flags, Some(d)),
+                    "mremap {a:#x} {b:#x} {c:#x} {d:#x}"
+                );
+            }
+        }
+        assert_eq!(mm.vmas(), model.vmas());
+        if i % 100 == 0 {
+            mm.validate().unwrap();
+        }
+        if mm.vmas().is_empty() {
+            assert_eq!(mm.mmap(&req), model.mmap(&req));
+        }
+    }
+    mm.validate().unwrap();
+}
+
+/// Fuzz finding V1: growing a file mapping whose page offset would wrap past `u64::MAX` is
+/// `EINVAL` (Linux's `resize_is_valid`), in place and with `MAYMOVE`; the mapping is untouched.
+#[test]
+fn mremap_growth_that_wraps_the_file_offset_is_einval() {
+    let mm = Mm::new(MmConfig {
+        min_addr: 0x10000,
+        mmap_base: 0x100000,
+        task_size: 0x140000,
+    });
+    let req = MapRequest {
+        addr: Some(0x10000),
+        len: 4096,
+        prot: Prot::READ,
+        flags: MapFlags::PRIVATE | MapFlags::FIXED,
+        backing: Backing::File {
+            file: FileId(1),
+            pgoff: u64::MAX - 1,
+        },
+    };
+    assert_eq!(mm.mmap(&req), Ok(0x10000));
+    let before = mm.vmas();
+    assert_eq!(
+        mm.mremap(0x10000, 4096, 3 * 4096, RemapFlags::empty(), None),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mm.mremap(0x10000, 4096, 3 * 4096, RemapFlags::MAYMOVE, None),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(mm.vmas(), before);
+    // Shrinking never wraps, and unmapping the page afterwards must not overflow.
+    assert_eq!(mm.munmap(0x10000, 2 * 4096), Ok(()));
+    assert!(mm.vmas().is_empty());
+}
