@@ -11,7 +11,10 @@ use rcu::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 static SEEN: AtomicUsize = AtomicUsize::new(0);
+/// Where LIVE starts for each measurement: far from 0 and from `usize::MAX`.
+const BASE: usize = usize::MAX / 4;
 
 /// The system allocator, counting live bytes while [`measure`] runs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,7 +64,10 @@ fn count_add(n: usize) {
     // code by running on the same thread, and nothing else depends on it.
     if ENABLED.load(Ordering::Relaxed) {
         // Relaxed: plain counters, read only after the measured code finished.
-        LIVE.fetch_add(n, Ordering::Relaxed);
+        let live = LIVE.fetch_add(n, Ordering::Relaxed).wrapping_add(n);
+        // Relaxed: as above. `measure_usage` starts LIVE and PEAK at BASE, far from both
+        // ends of the range, so an unsigned max tracks the peak.
+        PEAK.fetch_max(live, Ordering::Relaxed);
         // Relaxed: as above; records that this allocator is installed.
         SEEN.fetch_add(1, Ordering::Relaxed);
     }
@@ -71,10 +77,18 @@ fn count_add(n: usize) {
 fn count_sub(n: usize) {
     // Relaxed: see `count_add`.
     if ENABLED.load(Ordering::Relaxed) {
-        // Relaxed: plain counter. Wrapping arithmetic keeps frees of memory allocated
-        // before counting started harmless: the difference is taken modulo 2^64.
+        // Relaxed: plain counter, read only after the measured code finished.
         LIVE.fetch_sub(n, Ordering::Relaxed);
     }
+}
+
+/// Heap usage of a measured closure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes allocated and not freed when the closure returned.
+    pub net: usize,
+    /// The most bytes live at any point while it ran (above the starting level).
+    pub peak: usize,
 }
 
 /// Run `f` with counting on; returns its result and the net bytes it left allocated
@@ -87,15 +101,26 @@ fn count_sub(n: usize) {
 /// assert_eq!(bytes, None);
 /// ```
 pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Option<usize>) {
-    // Relaxed for all of these: single-threaded bookkeeping around `f` on this thread.
-    let live0 = LIVE.load(Ordering::Relaxed);
+    let (r, usage) = measure_usage(f);
+    (r, usage.map(|u| u.net))
+}
+
+/// Like [`measure`], also reporting the peak.
+pub fn measure_usage<R>(f: impl FnOnce() -> R) -> (R, Option<Usage>) {
+    // Relaxed for all of these: single-threaded bookkeeping around `f` on this thread
+    // (threads `f` spawns are joined inside it, which orders their counting before ours).
+    LIVE.store(BASE, Ordering::Relaxed);
+    PEAK.store(BASE, Ordering::Relaxed);
     let seen0 = SEEN.load(Ordering::Relaxed);
     ENABLED.store(true, Ordering::Relaxed);
     let probe = std::hint::black_box(Box::new(0u64));
     let r = f();
     drop(probe);
     ENABLED.store(false, Ordering::Relaxed);
-    let live = LIVE.load(Ordering::Relaxed).wrapping_sub(live0);
+    // Frees of memory allocated before counting started can pull LIVE below BASE;
+    // such a measurement reports 0 rather than wrapping.
+    let net = LIVE.load(Ordering::Relaxed).saturating_sub(BASE);
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(BASE);
     let seen = SEEN.load(Ordering::Relaxed) != seen0;
-    (r, seen.then_some(live))
+    (r, seen.then_some(Usage { net, peak }))
 }

@@ -62,6 +62,9 @@ impl Stopwatch {
     }
 }
 
+/// A row's time budget, in batch lengths (see [`Config::max_row`]).
+pub const ROW_BUDGET: u32 = 600;
+
 /// How long and how often to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -74,6 +77,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Time budget of one row (all its contenders, all rounds): [`ROW_BUDGET`] batches.
+    /// Rows whose rounds are slower get fewer rounds.
+    pub fn max_row(&self) -> Duration {
+        self.batch * ROW_BUDGET
+    }
+
     /// For development: a few short batches.
     pub const QUICK: Config = Config {
         warmup: Duration::from_millis(20),
@@ -172,11 +181,17 @@ pub fn repeat<R>(iters: u64, mut f: impl FnMut(u64) -> R) {
     }
 }
 
-fn calibrate(c: &mut Contender<'_>, cfg: &Config) -> u64 {
+/// Calibrate and warm up one contender: its operations per batch, and how long (wall
+/// clock, set-up included) one batch of that size took.
+fn calibrate(c: &mut Contender<'_>, cfg: &Config) -> (u64, Duration) {
+    let timed = |c: &mut Contender<'_>, n: u64| {
+        let t = Instant::now();
+        (c.routine)(n);
+        t.elapsed()
+    };
     if let Some(n) = c.fixed_iters {
         // Warm up with one batch even when the size is fixed.
-        (c.routine)(n);
-        return n;
+        return (n, timed(c, n));
     }
     let warm_until = Instant::now() + cfg.warmup;
     let mut iters = 1u64;
@@ -184,22 +199,33 @@ fn calibrate(c: &mut Contender<'_>, cfg: &Config) -> u64 {
         let t = (c.routine)(iters);
         if t >= cfg.batch / 4 || iters >= 1 << 40 {
             let per_op = t.as_secs_f64() / iters as f64;
-            // Keep warming while the warm-up time has not passed, at the calibrated size.
             let n = ((cfg.batch.as_secs_f64() / per_op.max(1e-12)) as u64).max(1);
+            // Keep warming while the warm-up time has not passed, at the calibrated size.
+            let mut wall = timed(c, n);
             while Instant::now() < warm_until {
-                (c.routine)(n);
+                wall = timed(c, n);
             }
-            return n;
+            return (n, wall);
         }
         iters *= 2;
     }
 }
 
+/// Fewest rounds a row gets, however slow its contenders.
+pub const MIN_ROUNDS: usize = 5;
+
 /// Measure every contender, interleaved round by round; results in the same order.
+///
+/// A row gets `cfg.rounds` rounds, fewer (down to [`MIN_ROUNDS`]) when one round of all
+/// its contenders would take so long that the row exceeds [`Config::max_row`].
 pub fn run(cfg: &Config, contenders: &mut [Contender<'_>]) -> Vec<Measurement> {
-    let iters: Vec<u64> = contenders.iter_mut().map(|c| calibrate(c, cfg)).collect();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.rounds); contenders.len()];
-    for _ in 0..cfg.rounds.max(1) {
+    let (iters, walls): (Vec<u64>, Vec<Duration>) =
+        contenders.iter_mut().map(|c| calibrate(c, cfg)).unzip();
+    let round: Duration = walls.iter().sum();
+    let affordable = (cfg.max_row().as_secs_f64() / round.as_secs_f64().max(1e-9)) as usize;
+    let rounds = cfg.rounds.min(affordable.max(MIN_ROUNDS)).max(1);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    for _ in 0..rounds {
         for (i, c) in contenders.iter_mut().enumerate() {
             let t = (c.routine)(iters[i]);
             samples[i].push(t.as_secs_f64() * 1e9 / iters[i] as f64);

@@ -28,17 +28,20 @@ pub fn pairs(layout: &Layout) -> impl Iterator<Item = (RangeInclusive<usize>, Va
     layout.entries().map(|(s, e, v)| (s..=e, value(v)))
 }
 
-/// Build a tree by ascending `store_range` under one lock, then wait until the nodes the
-/// build replaced have been destroyed, so that measurements start from a steady state
-/// instead of paying for the build's garbage (crossbeam-epoch, for one, frees deferred
-/// garbage from inside later `pin()` calls, i.e. from the measured readers).
+/// Build a tree by ascending `store_range`, taking the tree's lock for each store (as the
+/// kernel's `mtree_store_range` does), then wait until the nodes the build replaced have
+/// been destroyed, so that measurements start from a steady state instead of paying for
+/// the build's garbage (crossbeam-epoch, for one, frees deferred garbage from inside later
+/// `pin()` calls, i.e. from the measured readers).
+///
+/// Holding one write guard over the whole build instead is twice as slow and leaves the
+/// tree slower to look up: the guard is also a read section, so none of the nodes the
+/// build replaces can be freed until it ends (a peak of ~840 bytes per range at 10^6),
+/// and the surviving nodes end up scattered over that much heap.
 pub fn store_all<D: Domain>(tree: &Tree<D>, layout: &Layout) {
-    {
-        let w = tree.lock();
-        for (s, e, v) in layout.entries() {
-            // The layout's ranges are never empty, so the store cannot fail.
-            let _ = w.store_range(s..=e, value(v));
-        }
+    for (s, e, v) in layout.entries() {
+        // The layout's ranges are never empty, so the store cannot fail.
+        let _ = tree.lock().store_range(s..=e, value(v));
     }
     tree.domain().synchronize();
 }
@@ -48,28 +51,42 @@ fn join<T>(r: std::thread::Result<T>) -> T {
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// Build a seize tree, an epoch tree and (if asked) an allocation tree from the layout,
-/// each on its own thread at the same time.
+/// The maple trees of the lookup table.
+#[derive(Debug)]
+pub struct Trees {
+    /// Plain tree on seize, built by ascending `store_range`.
+    pub seize: Maple<Seize>,
+    /// Plain tree on crossbeam-epoch, built by ascending `store_range`.
+    pub epoch: Maple<Epoch>,
+    /// Plain tree on seize, built from the sorted ranges by `FromIterator`.
+    pub bulk: Maple<Seize>,
+    /// Allocation tree on seize, built by ascending `store_range`, if asked for.
+    pub alloc: Option<MapleAlloc>,
+}
+
+/// Build the lookup table's trees from the layout, each on its own thread at the same
+/// time.
 ///
 /// Where a tree's nodes land in memory shows in lookups at 10^5 ranges and more: built one
 /// after the other in one thread, the first tree was about 20% faster than the next one in
 /// an experiment (presumably the later builds reuse the holes the earlier ones' retired
-/// nodes left); built interleaved, both were slower. Building each on its own
-/// thread gives each its own malloc arena (glibc), so each tree is laid out as if it had
-/// been built alone, like the peers, which the tables build first on the main thread.
-pub fn build_trees(
-    layout: &Layout,
-    alloc: bool,
-) -> (Maple<Seize>, Maple<Epoch>, Option<MapleAlloc>) {
+/// nodes left); built interleaved, both were slower. Building each on its own thread gives
+/// each its own malloc arena (glibc), so each tree is laid out as if it had been built
+/// alone, like the peers, which the tables build first on the main thread.
+pub fn build_trees(layout: &Layout, alloc: bool) -> Trees {
     std::thread::scope(|s| {
         let seize = s.spawn(|| <Maple<Seize> as RangeLookup>::build(layout));
         let epoch = s.spawn(|| <Maple<Epoch> as RangeLookup>::build(layout));
+        let bulk = s.spawn(|| Maple {
+            tree: pairs(layout).collect(),
+        });
         let alloc = alloc.then(|| s.spawn(|| MapleAlloc::build(layout)));
-        (
-            join(seize.join()),
-            join(epoch.join()),
-            alloc.map(|h| join(h.join())),
-        )
+        Trees {
+            seize: join(seize.join()),
+            epoch: join(epoch.join()),
+            bulk: join(bulk.join()),
+            alloc: alloc.map(|h| join(h.join())),
+        }
     })
 }
 

@@ -1,4 +1,4 @@
-//! Fuzz targets for `maple` (and later `vmlock`), differential against simple oracles.
+//! Fuzz targets for `maple` and `vmlock`, differential against simple oracles.
 //!
 //! The logic of every target lives here, in this library, so that both `cargo fuzz run
 //! <target>` (through the thin wrappers in `fuzz_targets/`) and an ordinary `cargo test`

@@ -29,9 +29,16 @@ pub trait TestEntry: Entry + Clone + Debug {
     fn id_of(r: Self::Ref<'_>) -> u64;
     /// The id carried by an owned entry (one handed back by an error or `into_iter`).
     fn own_id(&self) -> u64;
+    /// Whether the tree owns the value (pointer entries): then a value left in several
+    /// pieces by a split is handed out once by `into_iter`, at its last piece.
+    const OWNED: bool;
+    /// Whether a clone of the entry is the same word (an `Arc` pointer), not a new one.
+    const CLONE_SAME_WORD: bool;
 }
 
 impl TestEntry for Value {
+    const OWNED: bool = false;
+    const CLONE_SAME_WORD: bool = true;
     fn make(id: u64) -> Self {
         // Ids count operations, far below Value::MAX.
         Value::new(id as usize).unwrap_or(Value::new(0).unwrap_or_else(|| unreachable!()))
@@ -45,6 +52,8 @@ impl TestEntry for Value {
 }
 
 impl TestEntry for Box<u64> {
+    const OWNED: bool = true;
+    const CLONE_SAME_WORD: bool = false;
     fn make(id: u64) -> Self {
         Box::new(id)
     }
@@ -57,6 +66,8 @@ impl TestEntry for Box<u64> {
 }
 
 impl TestEntry for Arc<u64> {
+    const OWNED: bool = true;
+    const CLONE_SAME_WORD: bool = true;
     fn make(id: u64) -> Self {
         Arc::new(id)
     }
@@ -383,8 +394,9 @@ impl<E: TestEntry, D: Domain> MapleHarness<E, D> {
         self.check_eq("clone alloc", copy.is_alloc(), self.tree.is_alloc());
         if swap {
             // A clone carries the tree's flags (like the kernel's `__mt_dup`), so this is
-            // not a fresh tree for `swapped`.
+            // not a fresh tree for `swapped`; it clones a shared value once per range.
             self.tree = copy;
+            self.oracle.own_all(|_| E::CLONE_SAME_WORD);
         }
     }
 
@@ -423,6 +435,7 @@ impl<E: TestEntry, D: Domain> MapleHarness<E, D> {
                 .map(|(r, id)| (r, E::make(id))),
         );
         self.tree = t;
+        self.oracle.own_all(|_| false);
         self.swapped();
     }
 
@@ -432,16 +445,31 @@ impl<E: TestEntry, D: Domain> MapleHarness<E, D> {
         self.swapped();
         let owned: Vec<(RangeInclusive<usize>, E)> = old.into_iter().collect();
         let got: Vec<_> = owned.iter().map(|(r, e)| (r.clone(), e.own_id())).collect();
-        self.check_eq("into_iter", got, self.oracle.ranges());
-        // Store them back one by one (not the bulk path) in reverse order.
+        let want = if <E as TestEntry>::OWNED {
+            self.oracle.last_pieces()
+        } else {
+            self.oracle.ranges()
+        };
+        self.check_eq("into_iter", got, want);
+        // Store the handed-out values back one by one (not the bulk path), in reverse
+        // order, and fresh values at the pieces that were not handed out.
+        let handed: std::collections::BTreeSet<usize> =
+            owned.iter().map(|(r, _)| *r.start()).collect();
         let w = self.tree.lock();
+        let mut ok = true;
         for (r, e) in owned.into_iter().rev() {
-            if w.store_range(r, e).is_err() {
-                drop(w);
-                self.fail("store_range of an owned range failed");
+            ok &= w.store_range(r, e).is_ok();
+        }
+        for (r, id) in self.oracle.ranges() {
+            if !handed.contains(r.start()) {
+                ok &= w.store_range(r, E::make(id)).is_ok();
             }
         }
         drop(w);
+        self.oracle.own_all(|s| handed.contains(&s));
+        if !ok {
+            self.fail("store_range of an owned range failed");
+        }
     }
 }
 

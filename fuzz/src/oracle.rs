@@ -8,9 +8,19 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 /// Non-overlapping stored ranges `start -> (end, id)`, all inclusive.
+///
+/// Each range also carries a *word* number, the identity of the slot word the tree holds
+/// for it: the two pieces left of a range that a later store cut in the middle share its
+/// word, and every fresh value gets a new one. For owning entries the tree then holds fewer
+/// references than ranges; `dups` counts the difference per word (a split adds one, removing
+/// a whole piece uses one up before a reference is dropped), which decides where an owning
+/// iteration hands each reference out (the last `ranges - dups` ranges of each word).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RangeOracle {
     map: BTreeMap<usize, (usize, u64)>,
+    words: BTreeMap<usize, u64>,
+    dups: BTreeMap<u64, usize>,
+    next_word: u64,
 }
 
 impl RangeOracle {
@@ -53,19 +63,63 @@ impl RangeOracle {
         for (r, id) in self.overlapping(a, b) {
             let (s, e) = (*r.start(), *r.end());
             self.map.remove(&s);
-            if s < a {
+            let word = self.words.remove(&s).unwrap_or_default();
+            let (left, right) = (s < a, e > b);
+            if left {
                 self.map.insert(s, (a - 1, id));
+                self.words.insert(s, word);
             }
-            if e > b {
+            if right {
                 self.map.insert(b + 1, (e, id));
+                self.words.insert(b + 1, word);
+            }
+            if left && right {
+                *self.dups.entry(word).or_insert(0) += 1;
+            } else if !left && !right {
+                if let Some(d) = self.dups.get_mut(&word) {
+                    *d -= 1;
+                    if *d == 0 {
+                        self.dups.remove(&word);
+                    }
+                }
             }
         }
     }
 
-    /// Overwrite `[a, b]` with `id`.
+    /// Overwrite `[a, b]` with a fresh value carrying `id`.
     pub fn store(&mut self, a: usize, b: usize, id: u64) {
         self.clear(a, b);
         self.map.insert(a, (b, id));
+        self.next_word += 1;
+        self.words.insert(a, self.next_word);
+    }
+
+    /// Every range now holds a reference of its own (after a clone, a rebuild or storing
+    /// back what an owning iteration handed out): ranges for which `keep(start)` says so
+    /// keep their word (the same pointer, e.g. an `Arc` clone), the others get a fresh one.
+    pub fn own_all(&mut self, keep: impl Fn(usize) -> bool) {
+        for (&s, w) in self.words.iter_mut() {
+            if !keep(s) {
+                self.next_word += 1;
+                *w = self.next_word;
+            }
+        }
+        self.dups.clear();
+    }
+
+    /// What an owning iteration yields: for each word, its last `ranges - dups` ranges
+    /// (every reference handed out once), in index order.
+    pub fn last_pieces(&self) -> Vec<(RangeInclusive<usize>, u64)> {
+        let mut skip = self.dups.clone();
+        let mut out = Vec::new();
+        for (&s, &(e, id)) in &self.map {
+            let w = self.words.get(&s).copied().unwrap_or_default();
+            match skip.get_mut(&w) {
+                Some(d) if *d > 0 => *d -= 1,
+                _ => out.push((s..=e, id)),
+            }
+        }
+        out
     }
 
     /// The stored range containing `i`.
@@ -148,6 +202,10 @@ mod tests {
         assert_eq!(o.gap_search(10, 100, 4, false), Some(14));
         assert_eq!(o.gap_search(10, 19, 4, true), Some(14));
         assert_eq!(o.gap_search(10, 19, 5, true), None);
+        // The two pieces of the first store share its value.
+        assert_eq!(o.last_pieces(), [(18..=20, 1)]);
+        o.own_all(|_| false);
+        assert_eq!(o.last_pieces(), [(10..=13, 1), (18..=20, 1)]);
         o.store(usize::MAX, usize::MAX, 3);
         assert_eq!(o.walk(usize::MAX - 1), (21..=usize::MAX - 1, None));
     }

@@ -423,19 +423,24 @@ impl PageModel {
             return Err(Errno::EFAULT);
         }
         // Growing must not run the page offset past the end of the object (Linux checks
-        // `pgoff + new pages` for wrap-around and answers EINVAL).
+        // `pgoff + new pages` for wrap-around and answers EINVAL; with MREMAP_FIXED only
+        // after the target range was unmapped).
         let pgoff = vma.pgoff + ((old_addr - vma.start) / PAGE) as u64;
-        if new_len > old_len && pgoff.checked_add((new_len / PAGE) as u64).is_none() {
-            return Err(Errno::EINVAL);
-        }
+        let wraps = new_len > old_len && pgoff.checked_add((new_len / PAGE) as u64).is_none();
         if fixed {
             self.clear(new_addr, new_addr + new_len);
+            if wraps {
+                return Err(Errno::EINVAL);
+            }
             if old_len > new_len {
                 self.unmap_tail(old_addr + new_len, old_len - new_len)?;
             }
             let vma = self.vma_at(old_addr).unwrap_or(vma);
             self.move_range(vma, old_addr, old_len.min(new_len), new_addr, new_len);
             return Ok(new_addr);
+        }
+        if wraps {
+            return Err(Errno::EINVAL);
         }
         if old_len >= new_len {
             if old_len != new_len {

@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-use rcu::sync::Arc;
 use rcu::{Domain, DropBox, Reclaim};
+use std::sync::Arc;
 
 /// Something that fits in one tree slot: a non-null owned pointer or a small integer.
 ///

@@ -74,7 +74,8 @@ mod error;
 mod raw;
 mod tree;
 
-#[cfg(test)]
+// White-box tests use std atomics semantics outside any loom model.
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 pub use entry::{Entry, Value};

@@ -278,6 +278,41 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         core::array::from_fn(|i| self.raw.kind_counts[i].load(Ordering::Relaxed))
     }
 
+    /// Overwrite `r` with `value` through `&mut self`: no reader can exist, so slot
+    /// stores and appends change the leaf in place and replaced nodes and values are freed
+    /// at once instead of being retired (the fast path for building a tree before
+    /// sharing it). Same semantics as [`WriteGuard::store_range`].
+    ///
+    /// ```
+    /// use maple::{MapleTree, Value};
+    /// let mut t: MapleTree<Value> = MapleTree::new();
+    /// for i in 0..100usize {
+    ///     t.store_range_mut(i * 10..i * 10 + 5, Value::new(i).unwrap()).unwrap();
+    /// }
+    /// t.punch_mut(0..=1000).unwrap();
+    /// assert_eq!(t.len(), 0);
+    /// ```
+    pub fn store_range_mut(
+        &mut self,
+        r: impl RangeBounds<usize>,
+        value: E,
+    ) -> Result<(), StoreError<E>> {
+        match bounds(&r) {
+            Some((a, b)) => {
+                self.store_exclusive(a, b, value.into_word());
+                Ok(())
+            }
+            None => Err(StoreError { value }),
+        }
+    }
+
+    /// Punch a hole through `&mut self` (see [`MapleTree::store_range_mut`]).
+    pub fn punch_mut(&mut self, r: impl RangeBounds<usize>) -> Result<(), InvalidRange> {
+        let (a, b) = bounds(&r).ok_or(InvalidRange)?;
+        self.store_exclusive(a, b, 0);
+        Ok(())
+    }
+
     /// Store with exclusive access: no readers exist, so in-place writes and direct frees.
     fn store_exclusive(&mut self, first: usize, last: usize, word: usize) {
         let mut g = Garbage::default();
@@ -401,11 +436,13 @@ impl<E: Entry, D: Domain> Extend<(RangeInclusive<usize>, E)> for MapleTree<E, D>
     /// Store each range in order (later ones overwrite earlier ones). Into an empty tree,
     /// sorted non-overlapping input takes the bulk-build path. Empty ranges are skipped.
     fn extend<I: IntoIterator<Item = (RangeInclusive<usize>, E)>>(&mut self, iter: I) {
-        let v: Vec<_> = iter.into_iter().collect();
-        if self.raw.root.load(Ordering::Relaxed) == 0 && self.bulk(&v) {
-            // Relaxed above: `&mut self`, no other threads.
-            core::mem::forget(v);
-            return;
+        let mut v: Vec<_> = iter.into_iter().collect();
+        // Relaxed: `&mut self`, no other threads.
+        if self.raw.root.load(Ordering::Relaxed) == 0 {
+            match self.bulk(v) {
+                Ok(()) => return,
+                Err(back) => v = back,
+            }
         }
         for (r, e) in v {
             let (a, b) = (*r.start(), *r.end());
@@ -417,22 +454,24 @@ impl<E: Entry, D: Domain> Extend<(RangeInclusive<usize>, E)> for MapleTree<E, D>
 }
 
 impl<E: Entry, D: Domain> MapleTree<E, D> {
-    /// Bulk-build from `v` if it is sorted, non-overlapping and has no empty range; then
-    /// the tree owns every value (the caller must forget `v`). Returns false otherwise,
-    /// leaving `v` untouched.
-    fn bulk(&mut self, v: &[(RangeInclusive<usize>, E)]) -> bool {
+    /// Bulk-build from `v` if it is sorted, non-overlapping and has no empty range (the
+    /// tree then owns every value); otherwise hand `v` back untouched.
+    fn bulk(
+        &mut self,
+        v: Vec<(RangeInclusive<usize>, E)>,
+    ) -> Result<(), Vec<(RangeInclusive<usize>, E)>> {
         let mut next: Option<usize> = Some(0);
-        for (r, _) in v {
+        for (r, _) in &v {
             let (a, b) = (*r.start(), *r.end());
             match next {
                 Some(n) if a >= n && a <= b => next = b.checked_add(1),
-                _ => return false,
+                _ => return Err(v),
             }
         }
         let mut items = Vec::with_capacity(v.len() * 2 + 1);
         let mut cur = 0usize;
         let mut at_end = false;
-        for (r, e) in v {
+        for (r, e) in v.into_iter() {
             let (a, b) = (*r.start(), *r.end());
             if a > cur {
                 items.push(Item {
@@ -441,9 +480,6 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
                     gap: 0,
                 });
             }
-            // SAFETY: reading the value out of `v` to take ownership; the caller forgets
-            // `v`, so it is owned exactly once (by the tree).
-            let e = unsafe { core::ptr::read(e) };
             items.push(Item {
                 piv: b,
                 slot: e.into_word(),
@@ -464,7 +500,7 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         // SAFETY: `&mut self`, empty tree, sorted items covering everything; the words are
         // owned entries.
         unsafe { self.raw.bulk_build(&items) };
-        true
+        Ok(())
     }
 }
 

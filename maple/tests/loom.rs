@@ -48,15 +48,17 @@ fn dead_leaf_restart() {
 #[test]
 fn exact_fit_in_place() {
     loom::model(|| {
-        let t = Arc::new(MapleTree::<Arc<usize>>::new());
-        t.lock().store_range(5..=9, Arc::new(1)).unwrap();
+        // Values are std Arcs (the Entry impl is for std's Arc; its count is not part of
+        // the model).
+        let t = Arc::new(MapleTree::<std::sync::Arc<usize>>::new());
+        t.lock().store_range(5..=9, std::sync::Arc::new(1)).unwrap();
         let t2 = t.clone();
         let reader = thread::spawn(move || {
             let r = t2.read();
             let (range, x) = r.walk(7);
-            (range, x.map(|x| *x))
+            (range, x.copied())
         });
-        t.lock().store_range(5..=9, Arc::new(2)).unwrap();
+        t.lock().store_range(5..=9, std::sync::Arc::new(2)).unwrap();
         assert_eq!(t.last_store_kind(), Some(StoreKind::ExactFit));
         let seen = reader.join().unwrap();
         assert!(

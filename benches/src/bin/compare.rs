@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use benches::alloc::CountingAlloc;
-use benches::tables::{self, Ctx, Mode};
+use benches::tables::{self, memory, Ctx, Mode};
+use benches::workload::Layout;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -30,10 +31,33 @@ fn usage() -> String {
     s
 }
 
+/// `compare --memory-probe NAME N`: measure one structure of the memory table in this
+/// fresh process and print the result line (used by the memory table, not by people).
+fn memory_probe(args: &[String]) -> ExitCode {
+    let (Some(name), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
+        eprintln!("usage: compare --memory-probe NAME N");
+        return ExitCode::FAILURE;
+    };
+    match memory::probe(name, &Layout::new(n)) {
+        Some(p) => {
+            println!("{}", p.line());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("unknown structure `{name}`");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--memory-probe") {
+        return memory_probe(&args[1..]);
+    }
     let mut mode = Mode::Default;
     let mut chosen = Vec::new();
-    for arg in std::env::args().skip(1) {
+    for arg in &args {
         match arg.as_str() {
             "--quick" => mode = Mode::Quick,
             "--full" => mode = Mode::Full,
@@ -56,7 +80,10 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful numbers");
     }
-    let ctx = Ctx::new(mode);
+    let mut ctx = Ctx::new(mode);
+    if let Ok(exe) = std::env::current_exe() {
+        ctx = ctx.with_probe_exe(exe);
+    }
     let start = Instant::now();
     let mut failed = 0;
     println!(

@@ -156,7 +156,7 @@ fn run(ctx: &Ctx) -> Vec<Table> {
         t.row(r);
     }
     t.note(format!(
-        "Median of {} interleaved batches; the drop of each copy is not timed. A ratio of \
+        "Median of up to {} interleaved batches; the drop of each copy is not timed. A ratio of \
          0.20x means 5x faster than re-insertion (goal for maple clone at 10^5: ≥ 5x). \
          maple's re-insertion is ascending `store_range` under one lock, including the wait \
          for the nodes it replaced to be freed.",

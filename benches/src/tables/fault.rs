@@ -5,8 +5,15 @@
 //! locks), and, for reference, store-free speculation ([`Mm::lookup`]). The read-path
 //! counters of [`Mm::stats`] are reported for the run with the writer.
 //!
-//! [`run_threads`] is the multi-threaded batch runner shared with the hot-vma table and
-//! the criterion bench.
+//! Three views, because contention needs threads that really run at the same time and a
+//! small shared machine seldom gives them that: wall-clock windows of the workload as
+//! stated ([`run_window`], [`interleave`]), each thread's CPU time per operation, and
+//! co-running bursts of pinned threads that keep only bursts in which no thread was
+//! preempted ([`run_corun`], [`interleave_corun`]; as many threads as cores, so one
+//! faulter beside the writer on 2 cores).
+//!
+//! The runners here are shared with the hot-vma table and the criterion bench
+//! ([`run_threads`] runs a fixed number of operations).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -298,6 +305,39 @@ pub fn preemptions() -> Option<i64> {
     }
 }
 
+/// Pin the calling thread to the `i`-th CPU (modulo their number) of those the process may
+/// use, so that co-running threads get different CPUs. Best effort: does nothing where
+/// the platform has no affinity call or the call fails.
+pub fn pin_to(i: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `cpu_set_t` is a plain bit set; all-zero is the empty set.
+        let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `allowed` is a valid, writable set of `size` bytes.
+        if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `c` is below CPU_SETSIZE, the capacity of the set.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+            .collect();
+        if cpus.is_empty() {
+            return;
+        }
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the CPU number comes from the allowed set, so it is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpus[i % cpus.len()], &mut one) };
+        // SAFETY: `one` is a valid set of `size` bytes; 0 means the calling thread.
+        unsafe { libc::sched_setaffinity(0, size, &one) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = i;
+    }
+}
+
 /// One thread's part of one co-running burst.
 #[derive(Clone, Copy, Debug)]
 struct Part {
@@ -364,7 +404,8 @@ pub fn run_corun(
         }
     };
     let barrier = &barrier;
-    let body = |mut rng: SplitMix64, op: Op<'_>, per_step: u64| {
+    let body = |cpu: usize, mut rng: SplitMix64, op: Op<'_>, per_step: u64| {
+        pin_to(cpu);
         let mut parts = Vec::with_capacity(bursts);
         for b in 0..bursts {
             barrier(b);
@@ -397,11 +438,12 @@ pub fn run_corun(
     };
     let body = &body;
     let (reader_parts, writer_parts) = thread::scope(|s| {
-        let w = writer.map(|write| s.spawn(move || body(SplitMix64::new(seed ^ 0x5752), write, 1)));
+        let w = writer
+            .map(|write| s.spawn(move || body(readers, SplitMix64::new(seed ^ 0x5752), write, 1)));
         let rs: Vec<_> = (0..readers as u64)
             .map(|i| {
                 let rng = SplitMix64::new(seed.wrapping_add(i.wrapping_mul(0x9E37)));
-                s.spawn(move || body(rng, read, CHUNK))
+                s.spawn(move || body(i as usize, rng, read, CHUNK))
             })
             .collect();
         let join = |h: thread::ScopedJoinHandle<'_, Vec<Part>>| {
@@ -952,6 +994,29 @@ mod tests {
         let sp = &rs[1].stats;
         assert_eq!(sp.spec_ok + sp.spec_failed, rs[1].faults, "{sp:?}");
         assert_eq!(rs[2].stats, LockStats::default());
+    }
+
+    #[test]
+    fn co_running_bursts_are_reported_per_burst_and_summarised() {
+        let s = Space::new(8);
+        let read = |rng: &mut SplitMix64| {
+            let _ = black_box(Path::VmaLock.fault(&s.mm, s.random_addr(rng)));
+        };
+        let write = |rng: &mut SplitMix64| s.churn(rng);
+        let bursts = run_corun(1, Duration::from_micros(300), 6, 2, &read, Some(&write));
+        assert_eq!(bursts.len(), 6);
+        for &(rate, steps) in bursts.iter().flatten() {
+            assert!(rate > 0.0 && steps >= 0.0);
+        }
+        assert_eq!(s.mm.vma_count(), 8);
+        let few = corun_summary(&[Some((1.0, 0.0)), None, Some((2.0, 0.0))]);
+        assert!(few.rate.is_nan());
+        assert_eq!((few.accepted, few.tried), (2, 3));
+        let some = corun_summary(&[Some((1.0, 5.0)), Some((3.0, 5.0)), Some((2.0, 5.0)), None]);
+        assert_eq!(
+            (some.rate, some.writer, some.accepted, some.tried),
+            (2.0, 5.0, 3, 4)
+        );
     }
 
     #[test]

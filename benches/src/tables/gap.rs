@@ -198,7 +198,7 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     }
     t.note(format!(
         "Window 0..=top with top a random point of the lookup span; sizes uniform in the \
-         class. Median of {} interleaved batches. Goal for maple's empty_area_rev: ≥ 1000x \
+         class. Median of up to {} interleaved batches. Goal for maple's empty_area_rev: ≥ 1000x \
          faster than the scan at 10^5.",
         ctx.cfg.rounds
     ));
@@ -221,7 +221,7 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     a.note(format!(
         "Each batch copies the starting map (untimed), then makes {} allocations of \
          the highest fit below the end of the layout, like mmap's top-down placement; the \
-         BTreeMap side scans with the same first-fit loop and inserts. Median of {} batches.",
+         BTreeMap side scans with the same first-fit loop and inserts. Median of up to {} batches.",
         sizes
             .iter()
             .map(|&n| format!("{} (at {})", allocs_per_batch(n), fmt_count(n)))

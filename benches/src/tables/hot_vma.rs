@@ -187,6 +187,34 @@ pub fn measure_corun(
     interleave_corun(rounds, &mut cs)
 }
 
+/// Co-running bursts of one thread speculating on the hot VMA, alone and beside a second
+/// thread (on another CPU) that takes and drops the per-VMA read lock of the same VMA, so
+/// writes its reference-count line: `[alone, beside]`, interleaved. This is what the VMA
+/// layout (64- or 128-byte lines, feature `vmlock/vma-align-128`) is about.
+pub fn measure_beside(
+    space: &HotSpace,
+    burst: Duration,
+    bursts: usize,
+    rounds: usize,
+) -> Vec<CoRun> {
+    let mut cs: Vec<Bursts<'_>> = [false, true]
+        .into_iter()
+        .map(|beside| {
+            Box::new(move |seed: u64| {
+                let read = |rng: &mut SplitMix64| {
+                    black_box(HotPath::Speculative.find(&space.mm, space.random_addr(rng)));
+                };
+                let lock = |rng: &mut SplitMix64| {
+                    black_box(HotPath::VmaLock.find(&space.mm, space.random_addr(rng)));
+                };
+                let locker = beside.then_some(&lock as Op<'_>);
+                run_corun(1, burst, bursts, seed, &read as Op<'_>, locker)
+            }) as Bursts<'_>
+        })
+        .collect();
+    interleave_corun(rounds, &mut cs)
+}
+
 /// The thread count of the table: every core, at least 2, at most 8.
 pub fn threads() -> usize {
     thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
@@ -295,7 +323,45 @@ fn run(ctx: &Ctx) -> Vec<Table> {
             verdict(cpu >= 3.0)
         ));
     }
-    vec![t]
+    ctx.progress("hot-vma: speculation beside a read-locker, co-running bursts");
+    let side = measure_beside(&space, burst, bursts, rounds);
+    let align = std::mem::align_of::<vmlock::raw::Vma>();
+    let mut l = Table::new(
+        format!(
+            "hot-vma: VMA line layout ({align}-byte lines): one speculating thread, alone and \
+             beside a per-VMA read-locker of the same VMA (co-running)"
+        ),
+        &[
+            "VMA alignment",
+            "speculation alone",
+            "beside a read-locker",
+            "read locks/s",
+            "bursts kept",
+        ],
+    );
+    l.row(vec![
+        format!("{align} B"),
+        fmt_rate(side[0].rate),
+        format!(
+            "{} ({})",
+            fmt_rate(side[1].rate),
+            fmt_ratio(side[1].rate / side[0].rate)
+        ),
+        fmt_rate(side[1].writer),
+        format!(
+            "{}/{}, {}/{}",
+            side[0].accepted, side[0].tried, side[1].accepted, side[1].tried
+        ),
+    ]);
+    l.note(
+        "The speculating thread reads the VMA's first line; the read-locker writes its \
+         reference-count line (`lock_vma_under_rcu` + drop, in a loop, pinned to the other \
+         CPU). With 64-byte alignment the two lines are adjacent in one 128-byte pair, \
+         which adjacent-line prefetchers fetch together; `--features vmlock/vma-align-128` \
+         gives each its own pair. The ratio is the speculation rate beside the locker over \
+         alone (1.00x: no interference). Same co-running bursts as above.",
+    );
+    vec![t, l]
 }
 
 #[cfg(test)]

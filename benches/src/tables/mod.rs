@@ -4,6 +4,7 @@
 //! a `pub const DEF: TableDef`, and add that to [`TABLES`].
 
 use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::harness::{self, Config, Contender, Measurement};
@@ -41,6 +42,7 @@ pub struct Ctx {
     start: Instant,
     quiet: bool,
     spread: Cell<f64>,
+    probe_exe: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             start: Instant::now(),
             quiet: false,
             spread: Cell::new(0.0),
+            probe_exe: None,
         }
     }
 
@@ -66,6 +69,18 @@ impl Ctx {
             quiet: true,
             ..Self::new(mode)
         }
+    }
+
+    /// Let tables run measurements in fresh processes of `exe`, the `compare` binary
+    /// (`compare --memory-probe NAME N`, used by the memory table).
+    pub fn with_probe_exe(mut self, exe: PathBuf) -> Self {
+        self.probe_exe = Some(exe);
+        self
+    }
+
+    /// The `compare` executable, if set with [`Ctx::with_probe_exe`].
+    pub fn probe_exe(&self) -> Option<&Path> {
+        self.probe_exe.as_deref()
     }
 
     /// Print a progress line on stderr, stamped with the time since the run started.

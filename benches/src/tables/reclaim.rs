@@ -96,7 +96,7 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     }
     let base = m[2 * ops.len()].ns_per_op;
     t.note(format!(
-        "Median of {} interleaved batches per cell; ratio below 1 means seize is faster. \
+        "Median of up to {} interleaved batches per cell; ratio below 1 means seize is faster. \
          The retire row retires {RETIRE_BATCH} boxed 32-byte objects then calls \
          `synchronize()`, so it includes `Box::new` ({} alone with an immediate free) and \
          the destruction.",

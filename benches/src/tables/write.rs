@@ -188,7 +188,7 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     t.note(format!(
         "Each batch copies the starting map (untimed) and runs {ops} operations (append: \
          builds all {n} ranges from empty); every contender sees the same sequence. Median \
-         of {} batches. Goal for maple in RCU mode: ≤ 2x BTreeMap.",
+         of up to {} batches. Goal for maple in RCU mode: ≤ 2x BTreeMap.",
         ctx.cfg.rounds
     ));
     t.note(ctx.spread_note());

@@ -318,23 +318,51 @@ pub(crate) unsafe fn decode(node: NodePtr, max: usize) -> Decoded {
 /// # Safety
 /// Child pointers in `items` (internal types) must be live nodes owned by the writer.
 pub(crate) unsafe fn build_node(ty: NodeType, items: &[Item]) -> NodePtr {
-    debug_assert!(!items.is_empty() && items.len() <= ty.slots());
-    let max = items[items.len() - 1].piv;
-    let mut words = [0usize; BODY_WORDS];
-    for (i, w) in words.iter_mut().enumerate().take(ty.pivots()) {
-        *w = if i < items.len() { items[i].piv } else { max };
-    }
-    for (i, it) in items.iter().enumerate() {
-        words[ty.slot_base() + i] = it.slot;
-        if ty == NodeType::ARange {
-            words[ty.gap_base() + i] = it.gap;
+    // SAFETY: forwarded; an empty stash holds no addresses.
+    unsafe { build_node_in(&mut Vec::new(), ty, items) }
+}
+
+/// [`build_node`], taking the node's memory from `stash` (recycled nodes) when it has any.
+///
+/// # Safety
+/// As for [`build_node`], and every address in `stash` is an unreferenced node allocation
+/// (`Box<Node>` layout) owned by the caller.
+pub(crate) unsafe fn build_node_in(stash: &mut Vec<usize>, ty: NodeType, items: &[Item]) -> NodePtr {
+    let len = items.len();
+    debug_assert!(len > 0 && len <= ty.slots());
+    let max = items[len - 1].piv;
+    let raw = super::pool::raw_node(stash);
+    debug_assert_eq!(raw as usize & TYPE_MASK, 0);
+    let w = raw.cast::<usize>();
+    let arange = ty == NodeType::ARange;
+    // SAFETY: `raw` is an exclusively owned allocation of `Node`'s size; `AtomicUsize` has
+    // the same in-memory representation as `usize`, so writing all 32 words initialises
+    // the node. The node is private until it is published with a Release store of its
+    // pointer, which orders this initialisation before any reader can see it.
+    unsafe {
+        w.write(0);
+        let body = w.add(1);
+        for i in 0..ty.pivots() {
+            body.add(i)
+                .write(if i < len { items[i].piv } else { max });
+        }
+        let sb = body.add(ty.slot_base());
+        for i in 0..ty.slots() {
+            sb.add(i).write(if i < len { items[i].slot } else { 0 });
+        }
+        if arange {
+            let gb = body.add(ty.gap_base());
+            for i in 0..ty.slots() {
+                gb.add(i).write(if i < len { items[i].gap } else { 0 });
+            }
+            for i in ty.gap_base() + ty.slots()..BODY_WORDS {
+                body.add(i).write(0);
+            }
         }
     }
-    // The node is private until it is published with a Release store of its pointer,
-    // which orders its construction before any reader can see it.
-    let p = NodePtr::alloc_with(ty, 0, &words);
-    for it in items {
-        if !ty.is_leaf() {
+    let p = NodePtr(raw as usize | ty as usize);
+    if !ty.is_leaf() {
+        for it in items {
             // SAFETY: the caller guarantees children are live writer-owned nodes.
             let c = unsafe { NodePtr(it.slot).node() };
             // Relaxed: readers only compare the parent word with the node's own address;

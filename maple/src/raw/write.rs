@@ -385,6 +385,14 @@ impl Writer<'_> {
             let mut off = 0;
             let mut lo = min;
             let mut hi = max;
+            // Start past the middle pivot when the index lies beyond it (as readers do).
+            let mid = ty.pivots() / 2;
+            // Relaxed: writer-side read of writer-written data.
+            let pm = n.pivot(ty, mid).load(Ordering::Relaxed);
+            if index > pm {
+                off = mid + 1;
+                lo = pm + 1;
+            }
             while off < ty.pivots() {
                 // Relaxed: writer-side read of writer-written data.
                 let pv = n.pivot(ty, off).load(Ordering::Relaxed);
@@ -735,8 +743,8 @@ impl Writer<'_> {
         if self.mode == Mode::Rcu {
             // Moving a pivot and changing a slot are two stores; a reader could pair the
             // new slot with the old bounds, so in RCU mode the leaf is copied instead.
-            // SAFETY: forwarded.
-            unsafe { self.rewrite_one_leaf(l, first, last, word) };
+            // SAFETY: forwarded; the shape (same slot count) is a valid node store.
+            unsafe { self.wr_node_store(l, first, last, word) };
             return;
         }
         let leaf = *l.leaf();
@@ -811,13 +819,55 @@ impl Writer<'_> {
         }
     }
 
-    /// [`StoreKind::NodeStore`]: rewrite one leaf.
+    /// [`StoreKind::NodeStore`]: rewrite one leaf. The classification guarantees the new
+    /// contents fit one leaf, meet minimum occupancy and do not end in an empty slot, so
+    /// the copy replaces the leaf directly (one store into the parent slot or the root),
+    /// unless the leaf's largest gap changes in an allocation tree, which must propagate
+    /// upward through the shared machinery.
     ///
     /// # Safety
     /// See [`RawTree::store`].
     unsafe fn wr_node_store(&mut self, l: &Path, first: usize, last: usize, word: usize) {
-        // SAFETY: forwarded.
-        unsafe { self.rewrite_one_leaf(l, first, last, word) };
+        let leaf = *l.leaf();
+        let mut big = Big::new();
+        // SAFETY: live leaf.
+        unsafe { self.leaf_big(&leaf, &leaf, first, last, word, &mut big) };
+        debug_assert!(big.len <= NodeType::Leaf.slots());
+        let parent = (l.h > 1).then(|| l.lv[l.h - 2]);
+        if let Some(p) = parent {
+            if self.tree.alloc {
+                let pty = p.node.ty();
+                // SAFETY: live parent.
+                let pn = unsafe { p.node.node() };
+                // Relaxed: writer-side read.
+                let old_gap = pn.gap(pty, p.off).load(Ordering::Relaxed);
+                if leaf_gap(big.items(), leaf.min) != old_gap {
+                    let (mut a, mut b) = (Path::new(), Path::new());
+                    a.copy_from(l);
+                    b.copy_from(l);
+                    // SAFETY: forwarded.
+                    unsafe { self.rebuild(&mut a, &mut b, &mut big) };
+                    return;
+                }
+            }
+        }
+        // SAFETY: leaf items hold no child pointers.
+        let new = unsafe { build_node(NodeType::Leaf, big.items()) };
+        self.g.nodes.push(leaf.node);
+        match parent {
+            None => {
+                // SAFETY: a fully built leaf replacing the root leaf.
+                unsafe { self.publish_root(new.0) };
+            }
+            Some(p) => {
+                // SAFETY: fresh node and live parent.
+                let (c, pn) = unsafe { (new.node(), p.node.node()) };
+                // Relaxed: only compared against the node's own address by readers.
+                c.parent.store(p.node.0, Ordering::Relaxed);
+                // Release: the one publishing store (see `rebuild`).
+                pn.slot(p.node.ty(), p.off).store(new.0, Ordering::Release);
+            }
+        }
     }
 
     /// [`StoreKind::Split`]: the leaf overflows; the shared machinery pushes into a sibling

@@ -192,3 +192,60 @@ fn ascending_and_kinds() {
     check(&t, &m, "all erased");
     assert_eq!(t.height(), 0);
 }
+
+/// The `&mut self` paths (in-place slot stores and appends, direct frees, in-place gap
+/// fixes) against the model.
+fn random_ops_mut(alloc: bool, seed: u64, ops: usize, span: u64) {
+    let mut t: MapleTree<Value> = if alloc {
+        MapleTree::new_alloc()
+    } else {
+        MapleTree::new()
+    };
+    let mut m = Model::default();
+    let mut rng = Rng(seed);
+    for step in 0..ops {
+        // Mostly ascending, short ranges: the append / slot-store shapes.
+        let a = if rng.below(3) == 0 {
+            rng.below(span) as usize
+        } else {
+            (step * span as usize / ops).min(span as usize)
+        };
+        let b = a + rng.below(12) as usize;
+        let ctx;
+        if rng.below(5) < 4 {
+            ctx = format!("step {step}: store_mut {a}..={b}");
+            t.store_range_mut(a..=b, v(step + 1)).unwrap();
+            m.store(a, b, step + 1);
+        } else {
+            ctx = format!("step {step}: punch_mut {a}..={b}");
+            t.punch_mut(a..=b).unwrap();
+            m.store(a, b, 0);
+        }
+        if alloc {
+            let size = rng.below(8) as usize + 1;
+            let got = t.read().empty_area(0..=span as usize, size);
+            let want = m
+                .empty_area(0, span as usize, size, false)
+                .ok_or(crate::GapError::Busy);
+            assert_eq!(got, want, "{ctx}: empty_area");
+        }
+        check(&t, &m, &ctx);
+    }
+    let c = t.store_kind_counts();
+    assert!(c[StoreKind::Append as usize] > 0, "{c:?}");
+    assert!(c[StoreKind::SlotStore as usize] > 0, "{c:?}");
+}
+
+#[test]
+fn random_mut_plain() {
+    for seed in seeds(400, 3) {
+        random_ops_mut(false, seed, 400, 3000);
+    }
+}
+
+#[test]
+fn random_mut_alloc() {
+    for seed in seeds(500, 3) {
+        random_ops_mut(true, seed, 400, 3000);
+    }
+}

@@ -116,6 +116,22 @@ fn perf_build() {
         "build {:.0} ns/insert",
         t0.elapsed().as_nanos() as f64 / n as f64
     );
+    let t0 = Instant::now();
+    let bt = btree_build(&ranges);
+    println!(
+        "btree {:.0} ns/insert ({} keys)",
+        t0.elapsed().as_nanos() as f64 / n as f64,
+        bt.len()
+    );
+}
+
+#[inline(never)]
+fn btree_build(ranges: &[(usize, usize)]) -> BTreeMap<usize, (usize, usize)> {
+    let mut bt = BTreeMap::new();
+    for (i, &(a, b)) in ranges.iter().enumerate() {
+        bt.insert(a, (b, i));
+    }
+    bt
 }
 
 #[inline(never)]
@@ -222,4 +238,60 @@ fn perf_lookup_interleaved() {
             bm / bb
         );
     }
+}
+
+/// Gap search on an allocation tree built from the DESIGN layout: `empty_area_rev` of
+/// random sizes over the whole span, against a linear top-down scan of a BTreeMap.
+#[test]
+#[ignore]
+fn perf_gap() {
+    let n = 100_000usize;
+    let ranges = layout(n);
+    let t: MapleTree<Value> = MapleTree::new_alloc();
+    {
+        let w = t.lock();
+        for (i, &(a, b)) in ranges.iter().enumerate() {
+            w.store_range(a..=b, Value::new(i).unwrap()).unwrap();
+        }
+    }
+    t.validate().unwrap();
+    let bt: BTreeMap<usize, usize> = ranges.iter().map(|&(a, b)| (a, b)).collect();
+    let top = ranges[n - 1].1;
+    let mut rng = Rng(3);
+    let sizes: Vec<usize> = (0..2000)
+        .map(|_| 4096 * (1 + (rng.next() % 4) as usize))
+        .collect();
+    let t0 = Instant::now();
+    let r = t.read();
+    let mut acc = 0usize;
+    for &s in &sizes {
+        acc ^= r.empty_area_rev(..=top, s).unwrap_or(0);
+    }
+    let tm = t0.elapsed();
+    let t0 = Instant::now();
+    let mut acc2 = 0usize;
+    for &s in &sizes {
+        // Top-down first fit: walk ranges from the top, look at the hole below each.
+        let mut hi = top;
+        let mut found = 0;
+        for (&a, &b) in bt.range(..=top).rev() {
+            if hi > b && hi - b >= s {
+                found = hi - s + 1;
+                break;
+            }
+            hi = a.saturating_sub(1);
+        }
+        if found == 0 && hi + 1 >= s {
+            found = hi + 1 - s;
+        }
+        acc2 ^= found;
+    }
+    let tb = t0.elapsed();
+    assert_eq!(acc, acc2);
+    println!(
+        "gap: maple {:.1} ns, btree scan {:.1} ns, speedup {:.0}x",
+        tm.as_nanos() as f64 / sizes.len() as f64,
+        tb.as_nanos() as f64 / sizes.len() as f64,
+        tb.as_secs_f64() / tm.as_secs_f64()
+    );
 }
