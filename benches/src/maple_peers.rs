@@ -104,6 +104,36 @@ impl<D: Domain> Default for Maple<D> {
     }
 }
 
+/// A seize tree written through `&mut self` (`store_range_mut`, `punch_mut`): the path
+/// for a tree no reader can see yet, which may change nodes in place.
+#[derive(Debug)]
+pub struct MapleMut(pub Maple<Seize>);
+
+impl RangeWrite for MapleMut {
+    const NAME: &'static str = "maple &mut (seize)";
+    fn empty() -> Self {
+        Self(Maple::default())
+    }
+    fn store(&mut self, first: usize, last: usize, v: u64) {
+        let _ = self.0.tree.store_range_mut(first..=last, value(v));
+    }
+    fn erase_at(&mut self, x: usize) {
+        // `erase` through `&mut`: empty the whole range containing `x`, if stored.
+        let (range, v) = self.0.tree.read().walk(x);
+        if v.is_some() {
+            let _ = self.0.tree.punch_mut(range);
+        }
+    }
+    fn punch_range(&mut self, first: usize, last: usize) {
+        let _ = self.0.tree.punch_mut(first..=last);
+    }
+    fn duplicate(&self) -> Self {
+        Self(Maple {
+            tree: self.0.tree.clone(),
+        })
+    }
+}
+
 /// The same lookups on an allocation tree (`new_alloc`, gap-tracking internal nodes).
 pub struct MapleAlloc {
     /// The tree.
@@ -229,11 +259,14 @@ mod tests {
         check_lookup::<MapleAlloc>(&layout);
     }
 
-    #[test]
-    fn maple_writes_agree_with_the_btree_range_map() {
-        let layout = Layout::new(500);
-        let mut m = <Maple<Seize> as RangeLookup>::build(&layout);
-        let mut b = BTreeRangeMap::build(&layout);
+    /// Run the write table's operations on `m` and on the `BTreeMap` range map, then
+    /// compare lookups (through `lookup`) on `m` and on a duplicate of it.
+    fn check_writes<M: RangeWrite>(
+        mut m: M,
+        layout: &Layout,
+        lookup: impl Fn(&M, usize) -> Option<u64>,
+    ) {
+        let mut b = BTreeRangeMap::build(layout);
         let mut pts = Points::new(layout.span(), 11);
         let mut rng = SplitMix64::new(12);
         for i in 0..2000u64 {
@@ -241,7 +274,7 @@ mod tests {
             let e = s + (1 + rng.below(8) as usize) * PAGE - 1;
             match rng.below(3) {
                 0 => {
-                    RangeWrite::store(&mut m, s, e, i);
+                    m.store(s, e, i);
                     b.store_range(s, e, i);
                 }
                 1 => {
@@ -254,13 +287,30 @@ mod tests {
                 }
             }
         }
-        let c = RangeWrite::duplicate(&m);
+        let c = m.duplicate();
         let mut pts = layout.points();
         for _ in 0..5000 {
             let x = pts.next_point();
-            assert_eq!(m.lookup(x), b.load(x));
-            assert_eq!(c.lookup(x), b.load(x));
+            assert_eq!(lookup(&m, x), b.load(x), "{} at {x:#x}", M::NAME);
+            assert_eq!(lookup(&c, x), b.load(x), "{} copy at {x:#x}", M::NAME);
         }
+    }
+
+    #[test]
+    fn maple_writes_agree_with_the_btree_range_map() {
+        let layout = Layout::new(500);
+        check_writes(
+            <Maple<Seize> as RangeLookup>::build(&layout),
+            &layout,
+            |m, x| m.lookup(x),
+        );
+        check_writes(
+            <Maple<Epoch> as RangeLookup>::build(&layout),
+            &layout,
+            |m, x| m.lookup(x),
+        );
+        let mm = MapleMut(<Maple<Seize> as RangeLookup>::build(&layout));
+        check_writes(mm, &layout, |m, x| m.0.lookup(x));
         let bulk = <Maple<Epoch> as Dup>::bulk(&layout).map(|m| m.tree.len());
         assert_eq!(bulk, Some(layout.len()));
     }

@@ -44,6 +44,9 @@ impl fmt::Display for Table {
     /// let mut t = benches::report::Table::new("demo", &["a", "b"]);
     /// t.row(vec!["1".into(), "2".into()]);
     /// assert_eq!(t.to_string(), "### demo\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
+    /// t.note("first");
+    /// t.note("second");
+    /// assert!(t.to_string().ends_with("| 1 | 2 |\n\nfirst\n\nsecond\n"));
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "### {}\n", self.title)?;
@@ -52,11 +55,9 @@ impl fmt::Display for Table {
         for r in &self.rows {
             writeln!(f, "| {} |", r.join(" | "))?;
         }
-        if !self.notes.is_empty() {
-            writeln!(f)?;
-            for n in &self.notes {
-                writeln!(f, "{n}")?;
-            }
+        // Each note is its own markdown paragraph.
+        for n in &self.notes {
+            writeln!(f, "\n{n}")?;
         }
         Ok(())
     }

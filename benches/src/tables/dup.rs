@@ -158,8 +158,8 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     t.note(format!(
         "Median of up to {} interleaved batches; the drop of each copy is not timed. A ratio of \
          0.20x means 5x faster than re-insertion (goal for maple clone at 10^5: ≥ 5x). \
-         maple's re-insertion is ascending `store_range` under one lock, including the wait \
-         for the nodes it replaced to be freed.",
+         maple's re-insertion is ascending `store_range` with the lock taken per store, \
+         including the wait for the nodes it replaced to be freed.",
         ctx.cfg.rounds
     ));
     t.note(ctx.spread_note());

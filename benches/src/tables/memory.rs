@@ -12,7 +12,7 @@ use std::process::Command;
 
 use rcu::Seize;
 
-use super::{Ctx, Mode, TableDef};
+use super::{Ctx, TableDef};
 use crate::alloc::{self, Usage};
 use crate::maple_peers::{pairs, store_all, Tree};
 use crate::peers::{BTreePeer, RangeLookup, RangeMapPeer, SkipMapPeer, TreeIndexPeer};
@@ -26,7 +26,7 @@ pub const DEF: TableDef = TableDef {
     run,
 };
 
-/// Row name of the allocation tree, measured only in `--full` (slow to build at 10^6).
+/// Row name of the allocation tree.
 const ALLOC_TREE: &str = "maple alloc tree (store_range)";
 
 /// Every structure the table can measure, by row name, in table order.
@@ -146,9 +146,6 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     let mut in_process = false;
     let mut rows: Vec<(&str, Probe)> = Vec::new();
     for name in STRUCTURES {
-        if name == ALLOC_TREE && ctx.mode != Mode::Full {
-            continue;
-        }
         ctx.progress(format!("memory {}: {name}", fmt_count(n)));
         let p = probe_in_child(ctx, name, n).or_else(|| {
             in_process = true;
