@@ -8,14 +8,18 @@ use std::collections::HashMap;
 
 use rcu::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rcu::sync::{Mutex, MutexGuard};
-use rcu::{Domain, DropBox, Seize};
+#[cfg(loom)]
+use rcu::DropBox;
+use rcu::{Domain, Seize};
 
 use crate::entry::{clone_word, drop_word, Entry};
 use crate::error::{
     AllocError, AllocErrorKind, GapError, InsertError, InsertErrorKind, InvalidRange, StoreError,
     ValidateError,
 };
-use crate::raw::node::{Item, Node};
+use crate::raw::node::Item;
+#[cfg(loom)]
+use crate::raw::node::Node;
 use crate::raw::walk::{self, LeafCursor};
 use crate::raw::write::{Garbage, Mode};
 use crate::raw::{dump, gap, validate, RawTree, StoreKind};
@@ -53,6 +57,9 @@ pub struct MapleTree<E: Entry, D: Domain = Seize> {
     writer: AtomicUsize,
     /// `alloc_cyclic` wrapped past `usize::MAX` and has not reported it yet.
     wrapped: AtomicBool,
+    /// Recycled nodes: replaced nodes come back here after their grace period.
+    #[cfg(not(loom))]
+    pool: std::sync::Arc<crate::raw::pool::NodePool>,
     _entries: PhantomData<E>,
 }
 
@@ -164,6 +171,8 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
             lock: Mutex::new(WriterState::default()),
             writer: AtomicUsize::new(0),
             wrapped: AtomicBool::new(false),
+            #[cfg(not(loom))]
+            pool: Default::default(),
             _entries: PhantomData,
         }
     }
@@ -241,6 +250,45 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         }
     }
 
+    /// Release the tree's cache of recycled nodes to the allocator; returns how many nodes
+    /// were freed.
+    ///
+    /// Nodes a write replaces are not freed: after their grace period they return to a
+    /// small per-tree cache (at most a few hundred nodes) that later writes allocate from
+    /// first. Everything is freed when the tree drops; call this (after
+    /// `domain().synchronize()`, so pending nodes have arrived) to give the memory back
+    /// earlier, e.g. before counting live allocations. Inside this thread's own write
+    /// section only the part not held by the writer is released.
+    ///
+    /// ```
+    /// use maple::{MapleTree, Value};
+    /// let t: MapleTree<Value> = MapleTree::new();
+    /// for i in 0..100 {
+    ///     t.lock().store_range(i * 10..=i * 10 + 5, Value::new(i).unwrap()).unwrap();
+    /// }
+    /// rcu::Domain::synchronize(t.domain());
+    /// t.shrink();
+    /// assert_eq!(t.shrink(), 0);
+    /// ```
+    pub fn shrink(&self) -> usize {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: as in `exclusive`.
+            let mut n = 0;
+            if self.writer.load(Ordering::Relaxed) != thread_id() {
+                let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                n += st.garbage.spare.len();
+                // SAFETY: the stash holds unreferenced node allocations owned by the
+                // writer state, which we hold.
+                unsafe { crate::raw::pool::free_all(&st.garbage.spare) };
+                st.garbage.spare = Vec::new();
+            }
+            n + self.pool.shrink()
+        }
+        #[cfg(loom)]
+        0
+    }
+
     /// Check every structural invariant: pivots strictly increase inside each node's
     /// range; no two adjacent empty ranges in leaf order; no leaf but the right-most ends
     /// in an empty slot; minimum occupancy (6 for leaf/range, 4 for arange) except at the
@@ -315,22 +363,28 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
 
     /// Store with exclusive access: no readers exist, so in-place writes and direct frees.
     fn store_exclusive(&mut self, first: usize, last: usize, word: usize) {
-        let mut g = Garbage::default();
+        let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = core::mem::take(&mut st.garbage);
         // SAFETY: `&mut self` excludes readers and other writers; the word is owned.
         unsafe { self.raw.store(first, last, word, Mode::Exclusive, &mut g) };
         g.dedup();
         for &n in &g.nodes {
+            #[cfg(not(loom))]
+            if g.spare.len() < crate::raw::pool::POOL_CAP {
+                // Unlinked and unreachable (no readers exist): reuse it directly.
+                g.spare.push(n.addr());
+                continue;
+            }
             // SAFETY: unlinked by the store and unreachable: no readers exist.
             unsafe { n.free() };
         }
-        self.lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .resolve::<E>(&mut g);
+        st.resolve::<E>(&mut g);
         for &v in &g.values {
             // SAFETY: overwritten words owned by the tree, now unreachable.
             unsafe { drop_word::<E>(v) };
         }
+        g.clear();
+        st.garbage = g;
     }
 
     /// Dispose of a write's garbage in RCU mode: mark nodes dead, retire nodes and values.
@@ -341,7 +395,15 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
             // for new readers; it is marked and retired exactly once (deduplicated).
             unsafe {
                 n.mark_dead();
+                #[cfg(loom)]
                 self.domain.retire::<Node, DropBox>(n.addr() as *mut Node);
+            }
+        }
+        #[cfg(not(loom))]
+        {
+            g.dead.extend(g.nodes.iter().map(|n| n.addr()));
+            if g.dead.len() >= crate::raw::pool::BATCH_NODES {
+                self.retire_dead(g);
             }
         }
         st.resolve::<E>(g);
@@ -349,6 +411,24 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
             // SAFETY: words whose last slot went are unreachable for new readers and are
             // retired once (shared words are counted in `WriterState::dups`).
             unsafe { E::retire_word(&self.domain, v) };
+        }
+    }
+
+    /// Retire the nodes waiting in `g.dead` (unlinked and marked dead) as batches that
+    /// return them to the node pool after their grace period; refill the writer's stash.
+    #[cfg(not(loom))]
+    fn retire_dead(&self, g: &mut Garbage) {
+        use crate::raw::pool::{self, Batch, RecycleBatch};
+        // SAFETY: the nodes are unlinked and marked dead and handed over once (the list is
+        // cleared below); the domain reclaims each batch after its grace period.
+        unsafe {
+            pool::pack(&self.pool, &g.dead, |b| {
+                self.domain.retire::<Batch, RecycleBatch>(b)
+            })
+        };
+        g.dead.clear();
+        if g.spare.len() < 4 {
+            self.pool.take_all(&mut g.spare);
         }
     }
 }
@@ -820,6 +900,13 @@ impl<E: Entry, D: Domain> Drop for WriteGuard<'_, E, D> {
         // Relaxed: see `MapleTree::lock`; cleared before the lock is released (fields drop
         // after this body).
         self.read.tree.writer.store(0, Ordering::Relaxed);
+        #[cfg(not(loom))]
+        {
+            let st = &mut *self.state.borrow_mut();
+            if !st.garbage.dead.is_empty() {
+                self.read.tree.retire_dead(&mut st.garbage);
+            }
+        }
     }
 }
 

@@ -175,6 +175,22 @@ impl NodePtr {
         }
     }
 
+    /// Whether the node is a leaf (from the tag bits alone).
+    #[inline(always)]
+    pub(crate) fn is_leaf(self) -> bool {
+        self.0 & TYPE_MASK == NodeType::Leaf as usize
+    }
+
+    /// The node's pivot count (from the tag bits alone; slots follow the pivots).
+    #[inline(always)]
+    pub(crate) fn pivot_count(self) -> usize {
+        if self.0 & TYPE_MASK == NodeType::ARange as usize {
+            NodeType::ARange.pivots()
+        } else {
+            NodeType::Leaf.pivots()
+        }
+    }
+
     /// The node's address.
     #[inline(always)]
     pub(crate) fn addr(self) -> usize {
@@ -327,40 +343,71 @@ pub(crate) unsafe fn build_node(ty: NodeType, items: &[Item]) -> NodePtr {
 /// # Safety
 /// As for [`build_node`], and every address in `stash` is an unreferenced node allocation
 /// (`Box<Node>` layout) owned by the caller.
-pub(crate) unsafe fn build_node_in(stash: &mut Vec<usize>, ty: NodeType, items: &[Item]) -> NodePtr {
+pub(crate) unsafe fn build_node_in(
+    stash: &mut Vec<usize>,
+    ty: NodeType,
+    items: &[Item],
+) -> NodePtr {
     let len = items.len();
     debug_assert!(len > 0 && len <= ty.slots());
     let max = items[len - 1].piv;
-    let raw = super::pool::raw_node(stash);
-    debug_assert_eq!(raw as usize & TYPE_MASK, 0);
-    let w = raw.cast::<usize>();
-    let arange = ty == NodeType::ARange;
-    // SAFETY: `raw` is an exclusively owned allocation of `Node`'s size; `AtomicUsize` has
-    // the same in-memory representation as `usize`, so writing all 32 words initialises
-    // the node. The node is private until it is published with a Release store of its
-    // pointer, which orders this initialisation before any reader can see it.
-    unsafe {
-        w.write(0);
-        let body = w.add(1);
-        for i in 0..ty.pivots() {
-            body.add(i)
-                .write(if i < len { items[i].piv } else { max });
-        }
-        let sb = body.add(ty.slot_base());
-        for i in 0..ty.slots() {
-            sb.add(i).write(if i < len { items[i].slot } else { 0 });
-        }
-        if arange {
-            let gb = body.add(ty.gap_base());
-            for i in 0..ty.slots() {
-                gb.add(i).write(if i < len { items[i].gap } else { 0 });
+    #[cfg(not(loom))]
+    let p = {
+        let raw = super::pool::raw_node(stash);
+        debug_assert_eq!(raw as usize & TYPE_MASK, 0);
+        let w = raw.cast::<usize>();
+        // SAFETY: `raw` is an exclusively owned allocation of `Node`'s size; `AtomicUsize`
+        // has the same in-memory representation as `usize`, so writing all 32 words
+        // initialises the node. The node is private until it is published with a Release
+        // store of its pointer, which orders this initialisation before any reader sees it.
+        unsafe {
+            w.write(0);
+            let body = w.add(1);
+            let np = ty.pivots();
+            for (i, it) in items[..len.min(np)].iter().enumerate() {
+                body.add(i).write(it.piv);
             }
-            for i in ty.gap_base() + ty.slots()..BODY_WORDS {
-                body.add(i).write(0);
+            for i in len.min(np)..np {
+                body.add(i).write(max);
+            }
+            let sb = body.add(ty.slot_base());
+            for (i, it) in items.iter().enumerate() {
+                sb.add(i).write(it.slot);
+            }
+            for i in len..ty.slots() {
+                sb.add(i).write(0);
+            }
+            if ty == NodeType::ARange {
+                let gb = body.add(ty.gap_base());
+                for (i, it) in items.iter().enumerate() {
+                    gb.add(i).write(it.gap);
+                }
+                for i in len..ty.slots() {
+                    gb.add(i).write(0);
+                }
+                for i in ty.gap_base() + ty.slots()..BODY_WORDS {
+                    body.add(i).write(0);
+                }
             }
         }
-    }
-    let p = NodePtr(raw as usize | ty as usize);
+        NodePtr(raw as usize | ty as usize)
+    };
+    #[cfg(loom)]
+    let p = {
+        // Loom atomics are not plain words: build through the constructor (no recycling).
+        let _ = stash;
+        let mut words = [0usize; BODY_WORDS];
+        for (i, w) in words.iter_mut().enumerate().take(ty.pivots()) {
+            *w = if i < len { items[i].piv } else { max };
+        }
+        for (i, it) in items.iter().enumerate() {
+            words[ty.slot_base() + i] = it.slot;
+            if ty == NodeType::ARange {
+                words[ty.gap_base() + i] = it.gap;
+            }
+        }
+        NodePtr::alloc_with(ty, 0, &words)
+    };
     if !ty.is_leaf() {
         for it in items {
             // SAFETY: the caller guarantees children are live writer-owned nodes.

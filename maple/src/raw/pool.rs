@@ -10,29 +10,36 @@
 //! 1. the writer builds new nodes, taking memory from its private stash
 //!    ([`Garbage::spare`](super::write::Garbage), only the writer touches it) before the
 //!    allocator;
-//! 2. the replaced nodes are marked dead and packed into a [`Batch`] (itself a node-sized
-//!    block, so packing allocates nothing in the steady state) that is retired **once**
-//!    through the tree's domain;
+//! 2. the replaced nodes are marked dead at once, collected in
+//!    [`Garbage::dead`](super::write::Garbage) and packed into a [`Batch`] that is retired
+//!    **once** through the tree's domain when the write section ends (or the batch is full);
 //! 3. after the grace period the domain runs [`RecycleBatch::reclaim`], which moves the
-//!    nodes and the batch block into the pool's shared list (bounded by [`POOL_CAP`]; the
-//!    excess goes to the allocator);
+//!    nodes into the pool's shared list (bounded by [`POOL_CAP`]; the excess goes to the
+//!    allocator);
 //! 4. when the writer's stash runs dry it takes the whole shared list at once.
 //!
 //! Nothing is leaked: the stash is freed when the tree (its writer state) drops, the shared
 //! list when the last reference to the pool drops (the tree, or the last batch still
 //! waiting for its grace period), and `MapleTree::shrink` empties both on demand.
+//!
+//! A write section (`MapleTree::lock`) is itself a read section, so nothing it retires can
+//! be reclaimed before it ends: recycling pays off across write sections (one lock per
+//! operation), not inside one long section.
 
 use std::sync::{Arc, Mutex};
 
+use rcu::sync::atomic::{AtomicUsize, Ordering};
 use rcu::Reclaim;
 
-use super::node::{Node, BODY_WORDS};
+use super::node::Node;
 
-/// Most free nodes kept in a pool's shared list (64 KiB of nodes); more are freed.
-pub(crate) const POOL_CAP: usize = 256;
+/// Most free nodes kept in a pool's shared list (32 KiB of nodes); more are freed. The
+/// writer's stash takes at most this many at once, so a tree caches at most twice this.
+pub(crate) const POOL_CAP: usize = 128;
 
-/// Most nodes one [`Batch`] block carries.
-const BATCH_NODES: usize = BODY_WORDS - 1;
+/// Most nodes one [`Batch`] carries (the batch is 112 bytes: small blocks are the
+/// allocator's cheapest).
+pub(crate) const BATCH_NODES: usize = 12;
 
 /// The shared part of a tree's node cache: free node addresses returned by reclaimed
 /// batches.
@@ -43,12 +50,21 @@ const BATCH_NODES: usize = BODY_WORDS - 1;
 #[derive(Debug, Default)]
 pub(crate) struct NodePool {
     free: Mutex<Vec<usize>>,
+    /// `free.len()` as last stored under the lock: lets the writer skip the lock when the
+    /// list is empty (a stale zero only delays reuse to a later write).
+    count: AtomicUsize,
 }
 
 impl NodePool {
     /// Move every free node into `stash` (which the caller owns exclusively).
     pub(crate) fn take_all(&self, stash: &mut Vec<usize>) {
+        // Relaxed: a hint; the lock below orders the list's contents.
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed: as above (written under the lock).
+        self.count.store(0, Ordering::Relaxed);
         if stash.is_empty() {
             core::mem::swap(&mut *f, stash);
         } else {
@@ -58,7 +74,11 @@ impl NodePool {
 
     /// Free every node in the shared list; returns how many.
     pub(crate) fn shrink(&self) -> usize {
-        let v = core::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed: a hint, see `count`.
+        self.count.store(0, Ordering::Relaxed);
+        let v = core::mem::take(&mut *f);
+        drop(f);
         let n = v.len();
         // SAFETY: the pool's invariant: unreferenced node allocations.
         unsafe { free_all(&v) };
@@ -73,6 +93,8 @@ impl NodePool {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let room = POOL_CAP.saturating_sub(f.len()).min(nodes.len());
         f.extend_from_slice(&nodes[..room]);
+        // Relaxed: a hint, see `count`.
+        self.count.store(f.len(), Ordering::Relaxed);
         drop(f);
         // SAFETY: forwarded; these did not fit and are still ours.
         unsafe { free_all(&nodes[room..]) };
@@ -97,21 +119,14 @@ pub(crate) unsafe fn free_all(nodes: &[usize]) {
     }
 }
 
-/// A node-sized block carrying retired nodes through one grace period.
-#[repr(C, align(256))] // same layout as `Node`: the block is a recycled node allocation
+/// A block carrying retired nodes (and a reference to their pool) through one grace period:
+/// one allocation per write section, or per [`BATCH_NODES`] nodes in a long one.
 pub(crate) struct Batch {
-    /// `Arc::into_raw` of the owning pool.
-    pool: *const NodePool,
-    /// Used entries of `nodes`.
+    pool: Arc<NodePool>,
     len: usize,
     /// Bare addresses of retired nodes.
     nodes: [usize; BATCH_NODES],
 }
-
-const _: () = {
-    assert!(core::mem::size_of::<Batch>() == core::mem::size_of::<Node>());
-    assert!(core::mem::align_of::<Batch>() == core::mem::align_of::<Node>());
-};
 
 /// Take a node allocation from `stash`, or from the allocator.
 pub(crate) fn raw_node(stash: &mut Vec<usize>) -> *mut Node {
@@ -129,49 +144,39 @@ pub(crate) fn raw_node(stash: &mut Vec<usize>) -> *mut Node {
     }
 }
 
-/// Pack `nodes` (bare addresses of dead, unlinked nodes) into batch blocks for `pool`,
-/// calling `retire` once per block.
+/// Pack `nodes` (bare addresses of dead, unlinked nodes) into batches for `pool`, calling
+/// `retire` once per batch (a `Box::into_raw` pointer).
 ///
 /// # Safety
-/// Every address is a node the caller has unlinked and marked dead and hands over for
-/// reclamation after a grace period (`retire` must defer [`RecycleBatch::reclaim`] until
-/// then); blocks in `stash` are unreferenced node allocations.
+/// Every node is one the caller has unlinked and marked dead and hands over for reclamation
+/// after a grace period: `retire` must defer [`RecycleBatch::reclaim`] until then.
 pub(crate) unsafe fn pack(
     pool: &Arc<NodePool>,
-    stash: &mut Vec<usize>,
     nodes: &[usize],
     mut retire: impl FnMut(*mut Batch),
 ) {
     for chunk in nodes.chunks(BATCH_NODES) {
-        let b = raw_node(stash).cast::<Batch>();
-        let mut block = Batch {
-            pool: Arc::into_raw(Arc::clone(pool)),
+        let mut b = Box::new(Batch {
+            pool: Arc::clone(pool),
             len: chunk.len(),
             nodes: [0; BATCH_NODES],
-        };
-        block.nodes[..chunk.len()].copy_from_slice(chunk);
-        // SAFETY: `b` is an unreferenced allocation with `Batch`'s size and alignment.
-        unsafe { b.write(block) };
-        retire(b);
+        });
+        b.nodes[..chunk.len()].copy_from_slice(chunk);
+        retire(Box::into_raw(b));
     }
 }
 
-/// Reclaimer for [`Batch`] blocks: the nodes and the block go back to the pool.
+/// Reclaimer for [`Batch`]es: the nodes go back to the pool.
 pub(crate) struct RecycleBatch;
 
-// SAFETY: `pack` builds each block from node allocations and an owned `Arc` reference and
-// retires it once; `reclaim` consumes both exactly once, after the grace period.
+// SAFETY: `pack` retires each batch (a `Box`) once; `reclaim` rebuilds the box once, after
+// the grace period, and hands its nodes (unreferenced by then) to the pool.
 unsafe impl Reclaim<Batch> for RecycleBatch {
     unsafe fn reclaim(ptr: *mut Batch) {
-        // SAFETY: the caller (the domain) runs this once per retired block, after every
-        // reader that could see the carried nodes has left; the block is ours.
-        let b = unsafe { ptr.read() };
-        // SAFETY: `pack` stored an owned strong reference.
-        let pool = unsafe { Arc::from_raw(b.pool) };
-        let mut all = [0usize; BATCH_NODES + 1];
-        all[..b.len].copy_from_slice(&b.nodes[..b.len]);
-        all[b.len] = ptr as usize;
-        // SAFETY: past the grace period nothing references the nodes or the block.
-        unsafe { pool.give(&all[..=b.len]) };
+        // SAFETY: the caller (the domain) runs this once per retired batch, after every
+        // reader that could see the carried nodes has left.
+        let b = unsafe { Box::from_raw(ptr) };
+        // SAFETY: past the grace period nothing references the nodes.
+        unsafe { b.pool.give(&b.nodes[..b.len]) };
     }
 }

@@ -10,7 +10,7 @@
 use rcu::sync::atomic::Ordering;
 use rcu::Guard;
 
-use super::node::NodePtr;
+use super::node::{Node, NodePtr};
 use super::RawTree;
 
 /// One leaf slot as a reader saw it: `[min, max]` and the entry word (0 = empty).
@@ -28,6 +28,30 @@ pub(crate) struct LeafPos {
     pub(crate) leaf_min: usize,
     pub(crate) leaf_max: usize,
     pub(crate) slot: Slot,
+}
+
+/// The slot of a live node with `np` pivots that holds `index` (which lies inside the node's
+/// range): the first pivot `>= index`, or the last slot. Narrows to a quarter of the
+/// pivots with two probes, then scans at most four. Relaxed loads: pivots are immutable
+/// while a node is reachable (module docs).
+#[inline(always)]
+pub(crate) fn slot_index(n: &Node, np: usize, index: usize) -> usize {
+    let p = |i: usize| n.body[i].load(Ordering::Relaxed);
+    let mut off = 0;
+    if np == 15 {
+        if index > p(7) {
+            off = 8;
+        }
+        if index > p(off + 3) {
+            off += 4;
+        }
+    } else if index > p(np / 2) {
+        off = np / 2 + 1;
+    }
+    while off < np && index > p(off) {
+        off += 1;
+    }
+    off
 }
 
 /// Descend to the leaf slot holding `index`.
@@ -60,26 +84,19 @@ pub(crate) unsafe fn walk<G: Guard>(tree: &RawTree, g: &G, index: usize) -> Leaf
             // node is not freed before the guard ends.
             let n = unsafe { node.node() };
             let np = ty.pivots();
-            let mid = np / 2;
-            let mut off = 0;
-            let mut lo = min;
-            let mut hi = max;
+            let off = slot_index(n, np, index);
             // Relaxed: pivots are immutable while reachable (module docs).
-            let pm = n.pivot(ty, mid).load(Ordering::Relaxed);
-            if index > pm {
-                off = mid + 1;
-                lo = pm + 1;
-            }
-            while off < np {
-                // Relaxed: pivots are immutable while reachable (module docs).
-                let p = n.pivot(ty, off).load(Ordering::Relaxed);
-                if index <= p {
-                    hi = p;
-                    break;
-                }
-                lo = p + 1;
-                off += 1;
-            }
+            let lo = if off == 0 {
+                min
+            } else {
+                n.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
+            };
+            // Relaxed: as above.
+            let hi = if off < np {
+                n.pivot(ty, off).load(Ordering::Relaxed)
+            } else {
+                max
+            };
             // Acquire (via protect): the child node / value behind the word was initialised
             // before the Release store that published it.
             let child = g.protect_word(n.slot(ty, off), Ordering::Acquire);
@@ -120,29 +137,18 @@ pub(crate) unsafe fn load<G: Guard>(tree: &RawTree, g: &G, index: usize) -> usiz
         }
         loop {
             let node = NodePtr(w);
-            let ty = node.ty();
             // SAFETY: protected by the guard, see `walk`.
             let n = unsafe { node.node() };
-            let np = ty.pivots();
-            // Skip the first half when the index lies beyond the middle pivot: halves the
-            // average scan. Relaxed: pivots are immutable while reachable.
-            let mid = np / 2;
-            let mut off = if index > n.pivot(ty, mid).load(Ordering::Relaxed) {
-                mid + 1
-            } else {
-                0
-            };
-            // Relaxed: as above.
-            while off < np && index > n.pivot(ty, off).load(Ordering::Relaxed) {
-                off += 1;
-            }
-            // Acquire (via protect): see `walk`.
-            let child = g.protect_word(n.slot(ty, off), Ordering::Acquire);
+            // The type straight from the tag bits: this loop is the hottest in the crate.
+            let np = node.pivot_count();
+            let off = slot_index(n, np, index);
+            // Acquire (via protect): see `walk`. Slots start right after the pivots.
+            let child = g.protect_word(&n.body[np + off], Ordering::Acquire);
             // SAFETY: protected by the guard.
             if unsafe { node.is_dead() } {
                 continue 'restart;
             }
-            if ty.is_leaf() {
+            if node.is_leaf() {
                 return child;
             }
             w = child;

@@ -27,8 +27,8 @@
 use rcu::sync::atomic::Ordering;
 
 use super::node::{
-    build_node, decode, internal_gap, leaf_gap, node_end, Item, NodePtr, NodeType, MAX_HEIGHT,
-    MAX_SLOTS,
+    build_node_in, decode, internal_gap, leaf_gap, node_end, Decoded, Item, NodePtr, NodeType,
+    MAX_HEIGHT, MAX_SLOTS,
 };
 use super::stack::StackVec;
 use super::RawTree;
@@ -93,6 +93,22 @@ pub(crate) struct Garbage {
     /// Words that now sit in one more slot than before (a store split their range in
     /// two): the caller counts these so a shared value is retired only with its last slot.
     pub(crate) dup_added: Vec<usize>,
+    /// Recycled node allocations the writer builds new nodes from before asking the
+    /// allocator (see `raw::pool`): unreferenced, owned by whoever owns this `Garbage`.
+    pub(crate) spare: Vec<usize>,
+    /// Nodes already unlinked and marked dead whose retirement is deferred so that one
+    /// batch carries many (RCU mode; flushed when full and when the write section ends).
+    pub(crate) dead: Vec<usize>,
+}
+
+impl Drop for Garbage {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        // SAFETY: the field's invariant: unreferenced node allocations we own.
+        unsafe {
+            super::pool::free_all(&self.spare)
+        };
+    }
 }
 
 impl Garbage {
@@ -179,16 +195,20 @@ impl Big {
     /// Append; in leaves an empty item after an empty one widens it instead.
     #[inline]
     fn push(&mut self, it: Item, leaf: bool) {
-        if leaf && it.slot == 0 && self.len > 0 && self.items[self.len - 1].slot == 0 {
-            self.items[self.len - 1].piv = it.piv;
-            return;
+        if leaf && it.slot == 0 {
+            if let Some(prev) = self.items.last_mut() {
+                if prev.slot == 0 {
+                    prev.piv = it.piv;
+                    return;
+                }
+            }
         }
         self.items.push(it);
         self.len += 1;
     }
 
     fn items(&self) -> &[Item] {
-        &self.items[..self.len]
+        &self.items
     }
 
     fn clear(&mut self) {
@@ -197,7 +217,10 @@ impl Big {
     }
 
     fn last(&self) -> Item {
-        self.items[self.len - 1]
+        *self
+            .items
+            .last()
+            .expect("maple: empty big node (engine bug)")
     }
 }
 
@@ -301,14 +324,20 @@ pub(crate) fn plan_into(items: &[Item], cap: usize, leaf: bool, ends: &mut impl 
 ///
 /// # Safety
 /// Child pointers in internal items must be live writer-owned nodes.
-unsafe fn build_level(items: &[Item], ends: &[usize], ty: NodeType, min: usize) -> NewNodes {
+unsafe fn build_level(
+    stash: &mut Vec<usize>,
+    items: &[Item],
+    ends: &[usize],
+    ty: NodeType,
+    min: usize,
+) -> NewNodes {
     let mut out = NewNodes::new();
     let mut start = 0;
     let mut nmin = min;
     for &e in ends {
         let part = &items[start..e];
         // SAFETY: forwarded from the caller.
-        let p = unsafe { build_node(ty, part) };
+        let p = unsafe { build_node_in(stash, ty, part) };
         let gap = if ty.is_leaf() {
             leaf_gap(part, nmin)
         } else {
@@ -382,27 +411,20 @@ impl Writer<'_> {
             let ty = node.ty();
             // SAFETY: reachable nodes are live; only this writer frees them.
             let n = unsafe { node.node() };
-            let mut off = 0;
-            let mut lo = min;
-            let mut hi = max;
-            // Start past the middle pivot when the index lies beyond it (as readers do).
-            let mid = ty.pivots() / 2;
-            // Relaxed: writer-side read of writer-written data.
-            let pm = n.pivot(ty, mid).load(Ordering::Relaxed);
-            if index > pm {
-                off = mid + 1;
-                lo = pm + 1;
-            }
-            while off < ty.pivots() {
-                // Relaxed: writer-side read of writer-written data.
-                let pv = n.pivot(ty, off).load(Ordering::Relaxed);
-                if index <= pv {
-                    hi = pv.min(max);
-                    break;
-                }
-                lo = pv + 1;
-                off += 1;
-            }
+            let np = ty.pivots();
+            let off = super::walk::slot_index(n, np, index);
+            // Relaxed: writer-side reads of writer-written data.
+            let lo = if off == 0 {
+                min
+            } else {
+                n.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
+            };
+            // Relaxed: as above.
+            let hi = if off < np {
+                n.pivot(ty, off).load(Ordering::Relaxed).min(max)
+            } else {
+                max
+            };
             assert!(
                 p.h < MAX_HEIGHT,
                 "maple: tree deeper than {MAX_HEIGHT} (engine bug)"
@@ -447,27 +469,80 @@ impl Writer<'_> {
         (min, d.items[l.off].piv, d.items[l.off].slot)
     }
 
+    /// A hole punch widens over neighbouring empty ranges so empties stay merged. Descends
+    /// to `first` into `l` and looks for both neighbours in that leaf, descending again
+    /// only for a neighbour in another leaf. On return `l` is the path to the (possibly
+    /// widened) `first` whenever that still lies in the same leaf.
+    ///
+    /// # Safety
+    /// The caller is the writer; the tree is non-empty.
+    unsafe fn widen_punch(&self, first: &mut usize, last: &mut usize, l: &mut Path) {
+        let (f0, l0) = (*first, *last);
+        // SAFETY: forwarded.
+        unsafe { self.descend(f0, l) };
+        let h = l.h;
+        let leaf = *l.leaf();
+        // SAFETY: live leaf.
+        let d = unsafe { decode(leaf.node, leaf.max) };
+        let smin = |i: usize| {
+            if i == 0 {
+                leaf.min
+            } else {
+                d.items[i - 1].piv + 1
+            }
+        };
+        if f0 > 0 {
+            if f0 > leaf.min {
+                let i = if f0 > smin(leaf.off) {
+                    leaf.off
+                } else {
+                    leaf.off - 1
+                };
+                if d.items[i].slot == 0 {
+                    *first = smin(i);
+                    l.lv[h - 1].off = i;
+                }
+            } else {
+                // SAFETY: writer, non-empty tree.
+                let (min, _, w) = unsafe { self.slot_of(f0 - 1) };
+                if w == 0 {
+                    *first = min;
+                }
+            }
+        }
+        if l0 < usize::MAX {
+            if l0 < leaf.max {
+                let mut j = leaf.off;
+                while d.items[j].piv <= l0 {
+                    j += 1;
+                }
+                if d.items[j].slot == 0 {
+                    *last = d.items[j].piv;
+                }
+            } else {
+                // SAFETY: writer, non-empty tree.
+                let (_, max, w) = unsafe { self.slot_of(l0 + 1) };
+                if w == 0 {
+                    *last = max;
+                }
+            }
+        }
+    }
+
     /// Classify and run a store.
     ///
     /// # Safety
     /// See [`RawTree::store`].
     unsafe fn store(&mut self, mut first: usize, mut last: usize, word: usize) -> StoreKind {
-        if word == 0 {
-            // A hole punch widens over neighbouring empty ranges so empties stay merged.
-            if first > 0 {
-                // SAFETY: writer.
-                let (min, _, w) = unsafe { self.slot_of(first - 1) };
-                if w == 0 {
-                    first = min;
-                }
-            }
-            if last < usize::MAX {
-                // SAFETY: writer.
-                let (_, max, w) = unsafe { self.slot_of(last + 1) };
-                if w == 0 {
-                    last = max;
-                }
-            }
+        let mut l = Path::new();
+        // Whether `l` is the path to `first` (a punch descends while widening).
+        let mut have_path = false;
+        if word == 0 && self.root() != 0 {
+            // SAFETY: writer; non-empty tree.
+            unsafe { self.widen_punch(&mut first, &mut last, &mut l) };
+            have_path = first >= l.leaf().min;
+        } else if word == 0 {
+            (first, last) = (0, usize::MAX);
         }
         if self.root() == 0 {
             // SAFETY: forwarded.
@@ -479,10 +554,10 @@ impl Writer<'_> {
             unsafe { self.wr_new_root(word) };
             return StoreKind::NewRoot;
         }
-        // SAFETY: non-empty tree.
-        let mut l = Path::new();
-        // SAFETY: forwarded.
-        unsafe { self.descend(first, &mut l) };
+        if !have_path {
+            // SAFETY: non-empty tree, writer.
+            unsafe { self.descend(first, &mut l) };
+        }
         let leaf = *l.leaf();
         if last > leaf.max {
             // SAFETY: non-empty tree.
@@ -528,15 +603,15 @@ impl Writer<'_> {
         }
         if new_n > NodeType::Leaf.slots() {
             // SAFETY: forwarded.
-            unsafe { self.wr_split(&l, first, last, word) };
+            unsafe { self.wr_split(&l, &d, first, last, word) };
             StoreKind::Split
         } else if ends_empty || (new_n < NodeType::Leaf.min_occupancy() && !is_root && !rightmost) {
             // SAFETY: forwarded.
-            unsafe { self.wr_rebalance(&l, first, last, word) };
+            unsafe { self.wr_rebalance(&l, &d, first, last, word) };
             StoreKind::Rebalance
         } else if ol == of + 1 && new_n == n {
             // SAFETY: forwarded.
-            unsafe { self.wr_slot_store(&l, first, last, word, keep_left) };
+            unsafe { self.wr_slot_store(&l, &d, first, last, word, keep_left) };
             StoreKind::SlotStore
         } else if self.mode == Mode::Exclusive && of == n - 1 && ol == of && keep_left {
             // SAFETY: forwarded.
@@ -544,7 +619,7 @@ impl Writer<'_> {
             StoreKind::Append
         } else {
             // SAFETY: forwarded.
-            unsafe { self.wr_node_store(&l, first, last, word) };
+            unsafe { self.wr_node_store(&l, &d, first, last, word) };
             StoreKind::NodeStore
         }
     }
@@ -619,7 +694,7 @@ impl Writer<'_> {
             });
         }
         // SAFETY: leaf items hold no child pointers.
-        let leaf = unsafe { build_node(NodeType::Leaf, &items) };
+        let leaf = unsafe { build_node_in(&mut self.g.spare, NodeType::Leaf, &items) };
         self.add_len(1, 0);
         // SAFETY: a fully built leaf.
         unsafe { self.publish_root(leaf.0) };
@@ -640,7 +715,8 @@ impl Writer<'_> {
             self.add_len(1, 0);
             // SAFETY: leaf items hold no child pointers.
             unsafe {
-                build_node(
+                build_node_in(
+                    &mut self.g.spare,
                     NodeType::Leaf,
                     &[Item {
                         piv: usize::MAX,
@@ -735,6 +811,7 @@ impl Writer<'_> {
     unsafe fn wr_slot_store(
         &mut self,
         l: &Path,
+        d: &Decoded,
         first: usize,
         last: usize,
         word: usize,
@@ -744,7 +821,7 @@ impl Writer<'_> {
             // Moving a pivot and changing a slot are two stores; a reader could pair the
             // new slot with the old bounds, so in RCU mode the leaf is copied instead.
             // SAFETY: forwarded; the shape (same slot count) is a valid node store.
-            unsafe { self.wr_node_store(l, first, last, word) };
+            unsafe { self.wr_node_store(l, d, first, last, word) };
             return;
         }
         let leaf = *l.leaf();
@@ -827,11 +904,18 @@ impl Writer<'_> {
     ///
     /// # Safety
     /// See [`RawTree::store`].
-    unsafe fn wr_node_store(&mut self, l: &Path, first: usize, last: usize, word: usize) {
+    unsafe fn wr_node_store(
+        &mut self,
+        l: &Path,
+        d: &Decoded,
+        first: usize,
+        last: usize,
+        word: usize,
+    ) {
         let leaf = *l.leaf();
         let mut big = Big::new();
         // SAFETY: live leaf.
-        unsafe { self.leaf_big(&leaf, &leaf, first, last, word, &mut big) };
+        unsafe { self.leaf_big(&leaf, &leaf, Some(d), first, last, word, &mut big) };
         debug_assert!(big.len <= NodeType::Leaf.slots());
         let parent = (l.h > 1).then(|| l.lv[l.h - 2]);
         if let Some(p) = parent {
@@ -852,7 +936,7 @@ impl Writer<'_> {
             }
         }
         // SAFETY: leaf items hold no child pointers.
-        let new = unsafe { build_node(NodeType::Leaf, big.items()) };
+        let new = unsafe { build_node_in(&mut self.g.spare, NodeType::Leaf, big.items()) };
         self.g.nodes.push(leaf.node);
         match parent {
             None => {
@@ -875,9 +959,9 @@ impl Writer<'_> {
     ///
     /// # Safety
     /// See [`RawTree::store`].
-    unsafe fn wr_split(&mut self, l: &Path, first: usize, last: usize, word: usize) {
+    unsafe fn wr_split(&mut self, l: &Path, d: &Decoded, first: usize, last: usize, word: usize) {
         // SAFETY: forwarded.
-        unsafe { self.rewrite_one_leaf(l, first, last, word) };
+        unsafe { self.rewrite_one_leaf(l, d, first, last, word) };
     }
 
     /// [`StoreKind::Rebalance`]: the leaf underflows or would end in an empty slot; the
@@ -885,21 +969,35 @@ impl Writer<'_> {
     ///
     /// # Safety
     /// See [`RawTree::store`].
-    unsafe fn wr_rebalance(&mut self, l: &Path, first: usize, last: usize, word: usize) {
+    unsafe fn wr_rebalance(
+        &mut self,
+        l: &Path,
+        d: &Decoded,
+        first: usize,
+        last: usize,
+        word: usize,
+    ) {
         // SAFETY: forwarded.
-        unsafe { self.rewrite_one_leaf(l, first, last, word) };
+        unsafe { self.rewrite_one_leaf(l, d, first, last, word) };
     }
 
     /// Rewrite the single leaf at the end of `l` through the shared machinery.
     ///
     /// # Safety
     /// See [`RawTree::store`].
-    unsafe fn rewrite_one_leaf(&mut self, l: &Path, first: usize, last: usize, word: usize) {
+    unsafe fn rewrite_one_leaf(
+        &mut self,
+        l: &Path,
+        d: &Decoded,
+        first: usize,
+        last: usize,
+        word: usize,
+    ) {
         let leaf = *l.leaf();
         // SAFETY: live leaf.
         let mut big = Big::new();
         // SAFETY: live leaf.
-        unsafe { self.leaf_big(&leaf, &leaf, first, last, word, &mut big) };
+        unsafe { self.leaf_big(&leaf, &leaf, Some(d), first, last, word, &mut big) };
         let mut a = Path::new();
         a.copy_from(l);
         let mut b = Path::new();
@@ -950,21 +1048,24 @@ impl Writer<'_> {
         // SAFETY: live leaves.
         let mut big = Big::new();
         // SAFETY: live leaves.
-        unsafe { self.leaf_big(&ll, &rl, first, last, word, &mut big) };
+        unsafe { self.leaf_big(&ll, &rl, None, first, last, word, &mut big) };
         // SAFETY: forwarded.
         unsafe { self.rebuild(l, r, &mut big) };
     }
 
     /// The leaf-level big node: the items of leaves `a..=b` (the same leaf, or the two
     /// boundary leaves of a spanning store) with `[first, last] = word` applied. Covered
-    /// values go to the garbage; the length counter is updated.
+    /// values go to the garbage; the length counter is updated. `a_decoded` is leaf `a`
+    /// already decoded by the caller, if it has it.
     ///
     /// # Safety
     /// `a` and `b` are live leaves.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn leaf_big(
         &mut self,
         a: &Level,
         b: &Level,
+        a_decoded: Option<&Decoded>,
         first: usize,
         last: usize,
         word: usize,
@@ -980,8 +1081,15 @@ impl Writer<'_> {
         let mut old_count = 0;
         let leaves: [Option<&Level>; 2] = [Some(a), (a.node != b.node).then_some(b)];
         for lv in leaves.into_iter().flatten() {
-            // SAFETY: live leaf.
-            let d = unsafe { decode(lv.node, lv.max) };
+            let fresh;
+            let d = match a_decoded {
+                Some(d) if lv.node == a.node => d,
+                _ => {
+                    // SAFETY: live leaf.
+                    fresh = unsafe { decode(lv.node, lv.max) };
+                    &fresh
+                }
+            };
             let mut s = lv.min;
             for it in d.items() {
                 let e = it.piv;
@@ -1236,7 +1344,7 @@ impl Writer<'_> {
                 None => plan_into(big.items(), ty.slots(), leaf, &mut ends),
             }
             // SAFETY: internal items point at live writer-owned nodes.
-            let new = unsafe { build_level(big.items(), &ends, ty, run_min) };
+            let new = unsafe { build_level(&mut self.g.spare, big.items(), &ends, ty, run_min) };
             if d == 0 {
                 // SAFETY: fresh nodes.
                 unsafe { self.finish_root(new) };
@@ -1300,7 +1408,7 @@ impl Writer<'_> {
             let mut ends = Ends::new();
             plan_into(&items, ity.slots(), false, &mut ends);
             // SAFETY: children are live writer-owned nodes.
-            items = unsafe { build_level(&items, &ends, ity, 0) };
+            items = unsafe { build_level(&mut self.g.spare, &items, &ends, ity, 0) };
             for it in items.iter() {
                 fresh.push(NodePtr(it.slot));
             }

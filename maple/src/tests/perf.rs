@@ -295,3 +295,50 @@ fn perf_gap() {
         tb.as_secs_f64() / tm.as_secs_f64()
     );
 }
+
+#[inline(never)]
+fn maple_build_per_op(t: &MapleTree<Value>, ranges: &[(usize, usize)]) {
+    for (i, &(a, b)) in ranges.iter().enumerate() {
+        t.lock().store_range(a..=b, Value::new(i).unwrap()).unwrap();
+    }
+}
+
+/// Random writes as the benches issue them (one lock per operation): store_range over a
+/// random short range, erase at a random point, punch a random short range.
+#[inline(never)]
+fn maple_random_writes(t: &MapleTree<Value>, ops: &[(usize, usize, u8)]) {
+    for (i, &(a, b, k)) in ops.iter().enumerate() {
+        match k {
+            0 => t.lock().store_range(a..=b, Value::new(i).unwrap()).unwrap(),
+            1 => {
+                t.lock().erase(a);
+            }
+            _ => t.lock().punch(a..=b).unwrap(),
+        }
+    }
+}
+
+/// Instruction-count comparison for writes (run under callgrind): ascending build of 10^5
+/// ranges with one write lock per store, then 10^5 random store_range/erase/punch.
+#[test]
+#[ignore]
+fn perf_write_counts() {
+    let n = 100_000usize;
+    let ranges = layout(n);
+    let t: MapleTree<Value> = MapleTree::new();
+    maple_build_per_op(&t, &ranges);
+    let bt = btree_build(&ranges);
+    assert_eq!(bt.len(), t.len());
+    let span = ranges[n - 1].1 - ranges[0].0;
+    let mut rng = Rng(4);
+    let ops: Vec<(usize, usize, u8)> = (0..n)
+        .map(|_| {
+            let a = ranges[0].0 + (rng.next() as usize) % span;
+            let len = (1 + rng.next() % 8) as usize * 4096;
+            (a, a + len - 1, (rng.next() % 3) as u8)
+        })
+        .collect();
+    maple_random_writes(&t, &ops);
+    t.validate().unwrap();
+    println!("len {} height {}", t.len(), t.height());
+}
