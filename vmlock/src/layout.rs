@@ -371,8 +371,14 @@ pub(crate) fn munmap<V: View>(v: &V, cfg: &MmConfig, addr: usize, len: usize) ->
         Some(l) if l != 0 => l,
         _ => return Plan::err(Errno::EINVAL),
     };
+    // With a valid config (page-aligned `task_size`, see `MmConfig::check`) the rounded
+    // length still ends at or below `task_size`; checked anyway so that a bad config gives
+    // an error, not an overflow.
+    let Some(end) = addr.checked_add(len) else {
+        return Plan::err(Errno::EINVAL);
+    };
     let mut o = Overlay::new(v);
-    o.rewrite(addr, addr + len, |_| Vec::new());
+    o.rewrite(addr, end, |_| Vec::new());
     o.finish(Ok(0))
 }
 
@@ -544,6 +550,7 @@ pub(crate) fn mremap<V: View>(
     }
     if old_len >= new_len {
         if old_len != new_len {
+            // `old_addr < vma.end <= task_size` and `new_len <= task_size <= 2^63`: no overflow.
             if let Err(e) = unmap_tail(&mut o, cfg, old_addr + new_len, old_len - new_len) {
                 return o.finish(Err(e));
             }
@@ -588,7 +595,10 @@ fn unmap_tail<V: View>(
     if start > cfg.task_size || len > cfg.task_size - start {
         return Err(Errno::EINVAL);
     }
-    o.rewrite(start, start + len, |_| Vec::new());
+    // Cannot overflow after the check above (`start + len <= task_size`); checked anyway,
+    // like `munmap`.
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    o.rewrite(start, end, |_| Vec::new());
     Ok(())
 }
 
@@ -615,4 +625,38 @@ fn remap_move<V: View>(v: &V, start: usize, len: usize, dst: usize) -> Plan {
         move_range(&mut o, vma, s, e - s, target, e - s);
     }
     o.finish(Ok(dst))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// An empty layout.
+    struct Empty;
+
+    impl View for Empty {
+        fn overlapping(&self, _: usize, _: usize) -> Vec<Seg> {
+            Vec::new()
+        }
+        fn gap_rev(&self, _: usize, _: usize, _: usize) -> Option<usize> {
+            None
+        }
+    }
+
+    /// Review finding F9: with a `task_size` that `MmConfig::check` refuses (unaligned, at
+    /// the top of the address space), rounding the length up used to overflow `addr + len`.
+    /// The planner must answer with an error instead of panicking or wrapping.
+    #[test]
+    fn munmap_at_the_top_of_an_unchecked_config_does_not_overflow() {
+        let cfg = MmConfig {
+            min_addr: PAGE_SIZE,
+            mmap_base: PAGE_SIZE,
+            task_size: usize::MAX,
+        };
+        assert!(cfg.check().is_err());
+        let top = usize::MAX & !(PAGE_SIZE - 1);
+        let plan = munmap(&Empty, &cfg, top, 1);
+        assert_eq!(plan.result, Err(Errno::EINVAL));
+        assert!(plan.changes.is_empty());
+    }
 }

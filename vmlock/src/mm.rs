@@ -41,7 +41,7 @@ use rcu::SeqCount;
 use crate::layout::{self, Change, Plan, Seg, View};
 use crate::refcount::Refused;
 use crate::stats::{Counter, Stats};
-use crate::tree::{OwnedVma, VmaRef, VmaTree, VmaWrite};
+use crate::tree::{Entry, OwnedVma, VmaRef, VmaTree, VmaWrite};
 use crate::types::{
     Access, Errno, FaultPath, LockStats, MapRequest, MmConfig, Prot, RemapFlags, Speculation,
     VmaInfo,
@@ -82,6 +82,13 @@ pub fn shrink_vma_cache() -> usize {
 /// mm.munmap(a, 4 * 4096).unwrap();
 /// assert!(mm.lookup(a).is_none());
 /// ```
+///
+/// # Aborts
+///
+/// A panic while a change is being applied to the tree (after planning), or while `fork`
+/// builds the child's tree, aborts the process instead of unwinding: the address space
+/// would be half-changed, with VMAs readers could still reach. Only a broken internal
+/// invariant can panic there.
 pub struct Mm {
     id: usize,
     cfg: MmConfig,
@@ -114,6 +121,39 @@ impl Drop for WriteSession<'_> {
     fn drop(&mut self) {
         // Releases every VMA write lock of this section at once.
         self.mm.seq.write_end();
+    }
+}
+
+/// Armed around the part of a write section that leaves the tree and the VMAs inconsistent
+/// until it completes; if it is dropped, i.e. a panic unwinds out of that part, the process
+/// aborts. The normal path ends it with [`disarm`](Self::disarm).
+///
+/// Why abort rather than unwind: a change being applied has attached VMAs that are not yet
+/// stored (a stale reader could lock them), old VMAs that are write-locked and partly
+/// replaced, and during `fork` a child tree whose entries still name the *parent's* VMAs
+/// (dropping that child would free them). Rolling any of this back would need an undo log
+/// for every step, and the only panics possible there are broken internal invariants
+/// (allocation failure already aborts), so, like the kernel's `BUG()`, stop the process
+/// instead of letting readers run into a half-applied state. Planning runs before the
+/// guard is armed: a panic there has changed nothing and unwinds normally (the
+/// `WriteSession` drop still ends the section).
+///
+/// The guard aborts on *any* drop instead of testing [`std::thread::panicking`] so that a
+/// write section run by a destructor during an unrelated unwind does not abort.
+struct AbortOnUnwind;
+
+impl AbortOnUnwind {
+    /// The section completed: drop the guard without aborting.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        // Only reached when unwinding out of an armed section (see the type docs).
+        eprintln!("vmlock: panic while applying an address-space change; aborting");
+        std::process::abort();
     }
 }
 
@@ -211,7 +251,22 @@ impl View for TreeView<'_, '_> {
 
 impl Mm {
     /// An empty address space.
+    ///
+    /// # Panics
+    ///
+    /// If `config` is not a usable shape: `mmap_base` and `task_size` must be page-aligned
+    /// and `min_addr <= mmap_base <= task_size <= 2^63` (the bound keeps every sum of an
+    /// in-range address and length from overflowing). A configuration is fixed by the
+    /// program, not runtime input, so a wrong one is a bug to report at once rather than an
+    /// error every later call would have to carry. [`MmConfig::default`] is valid.
+    ///
+    /// ```should_panic
+    /// use vmlock::{Mm, MmConfig};
+    /// // Not page-aligned.
+    /// let _ = Mm::new(MmConfig { task_size: usize::MAX, ..MmConfig::default() });
+    /// ```
     pub fn new(config: MmConfig) -> Mm {
+        config.assert_valid();
         Mm {
             id: next_mm_id(),
             cfg: config,
@@ -260,15 +315,18 @@ impl Mm {
         let session = self.write_session();
         let g = self.tree.write();
         let plan = plan(&TreeView { g: &g });
+        // A panic from here on would leave a half-applied change: abort instead.
+        let armed = AbortOnUnwind;
         for change in &plan.changes {
             self.apply(&g, change, session.seq);
         }
+        armed.disarm();
         plan.result
     }
 
     /// Apply one change (see the module docs for the order).
     fn apply(&self, g: &VmaWrite<'_>, c: &Change, seq: usize) {
-        let old: Vec<(&crate::vma::Vma, Seg)> = g
+        let old: Vec<(Entry<'_>, Seg)> = g
             .range(c.start..=c.end - 1)
             .into_iter()
             .map(|(_, v)| (v, v.snapshot()))
@@ -308,7 +366,7 @@ impl Mm {
             if !kept[i] {
                 // SAFETY: `v` was an entry of this tree; every index it covered was just
                 // overwritten or punched, so no entry names it; it is retired once here.
-                unsafe { g.retire(v) };
+                unsafe { g.retire(*v) };
             }
         }
     }
@@ -353,6 +411,9 @@ impl Mm {
         for v in parent.iter() {
             v.start_write(session.seq);
         }
+        // From the duplicate until every child entry names its own VMA, dropping the child
+        // (on a panic) would free the parent's VMAs: abort instead.
+        let armed = AbortOnUnwind;
         let child = Mm {
             id: next_mm_id(),
             cfg: self.cfg,
@@ -368,6 +429,7 @@ impl Mm {
             cg.store(OwnedVma::new(&v.snapshot(), child.id, usize::MAX));
         }
         drop(cg);
+        armed.disarm();
         drop(parent);
         child
     }
@@ -414,6 +476,19 @@ impl Mm {
         };
         // Holding a reference: the VMA cannot be freed or changed under us now (writers
         // wait for it), but it may have been reused before we got it: re-validate.
+        //
+        // `self.seq.raw()` is a Relaxed load, and that suffices. Say a writer's current
+        // section S write-locked this VMA. Its `write_begin` (mm_lock_seq = S) is sequenced
+        // before its store of `vm_lock_seq = S` and before the Release operation on the
+        // count that followed (`unexclude` after `start_write`; `attach` for a VMA it built
+        // locked; the AcqRel decrement of `detach`). Our successful Acquire CAS in
+        // `try_get` read that value or a later one of its release sequence (every later
+        // write to an attached count is a read-modify-write), so it synchronises with it:
+        // `write_begin` happens-before this load, which by coherence returns S or later,
+        // and `lock_seq()` returns S. Seeing S, we report "locked" and give up; seeing a
+        // later value means section S has ended, which released the lock. A writer that
+        // starts locking after our CAS waits for our reference (`exclude_and_wait`), so it
+        // cannot change the VMA between this check and the guard's drop.
         if vma.mm_id() != self.id || vma.is_write_locked(self.seq.raw()) {
             self.stats.add(Counter::Abort);
             return None;
@@ -527,5 +602,53 @@ impl Drop for Mm {
     fn drop(&mut self) {
         // `&mut self`: no reader of this address space exists. Recycle every VMA.
         self.tree.clear();
+    }
+}
+
+#[cfg(all(test, unix, not(loom)))]
+mod tests {
+    use super::AbortOnUnwind;
+
+    /// Set in the child process of `abort_guard_aborts_on_unwind`.
+    const CHILD: &str = "VMLOCK_ABORT_GUARD_CHILD";
+
+    /// Review finding F6: unwinding out of an armed section kills the process with SIGABRT
+    /// (checked in a child process running this same test).
+    #[test]
+    fn abort_guard_aborts_on_unwind() {
+        if std::env::var_os(CHILD).is_some() {
+            let _armed = AbortOnUnwind;
+            panic!("injected panic inside an armed section");
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "mm::tests::abort_guard_aborts_on_unwind",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
+        assert!(stderr.contains("aborting"), "{stderr}");
+    }
+
+    /// A disarmed guard does nothing, also while the thread is already unwinding.
+    #[test]
+    fn disarmed_guard_is_inert_during_unwind() {
+        struct ArmInDrop;
+        impl Drop for ArmInDrop {
+            fn drop(&mut self) {
+                AbortOnUnwind.disarm();
+            }
+        }
+        let r = std::panic::catch_unwind(|| {
+            let _d = ArmInDrop;
+            panic!("unrelated panic");
+        });
+        assert!(r.is_err());
     }
 }

@@ -62,7 +62,12 @@ impl View for BTreeMap<usize, Seg> {
 
 impl Model {
     /// An empty address space.
+    ///
+    /// # Panics
+    ///
+    /// On a configuration that [`Mm::new`](crate::Mm::new) refuses (same rules).
     pub fn new(cfg: MmConfig) -> Model {
+        cfg.assert_valid();
         Model {
             cfg,
             vmas: BTreeMap::new(),

@@ -158,9 +158,13 @@ impl VmRefcnt {
 
     /// Writer: drop the attach reference. Waits for temporary readers (which are about to
     /// notice the write lock and leave) and ends at 0: detached, no reader inside.
+    ///
+    /// The caller has write-locked the VMA (its `vm_lock_seq` is the owner's current odd
+    /// `mm_lock_seq`), or no reader can reach it any more; see the window below.
     pub fn detach(&self) {
         // AcqRel: Acquire so that if we reach 0 here every earlier reader's `put` is ordered
-        // before our return; Release so a reader that fails on 0 needs nothing more.
+        // before our return; Release so a reader that fails on 0 needs nothing more, and so
+        // that a reader who still gets in (the window below) sees the write lock.
         let old = self.count.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(
             (1..EXCLUDE).contains(&old),
@@ -169,6 +173,15 @@ impl VmRefcnt {
         if old == 1 {
             return;
         }
+        // Window: from the decrement above until `exclude_and_wait` adds `EXCLUDE`, the
+        // count is a plain reader count `n >= 1` (or 0 once they left), so a new reader can
+        // still increment it. That is harmless: the VMA is write-locked by the caller's
+        // section, and the reader's Acquire increment reads our Release decrement (or a
+        // later read-modify-write of its release sequence), so it sees `vm_lock_seq` equal
+        // to the owner's odd sequence, reports the VMA as locked, drops its reference and
+        // leaves; `exclude_and_wait(0)` waits for it like for any other reader. A count
+        // that drops to 0 inside the window refuses readers (`Detached`), and
+        // `exclude_and_wait` then finds only `EXCLUDE`.
         self.exclude_and_wait(0);
         self.finish_detach();
     }

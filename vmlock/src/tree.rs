@@ -100,11 +100,46 @@ pub(crate) struct VmaWrite<'t> {
     _cache: SeizeGuard<'static>,
 }
 
+/// The pointer a tree entry stands for.
+///
+/// Provenance: [`VmaWrite::store`] turned the cache's own pointer (the one
+/// [`TypeStableCache::alloc`] returned, whose provenance covers the whole cache slot) into
+/// the entry with a pointer-to-integer `as` cast, which *exposes* that provenance. The
+/// integer-to-pointer `as` cast here picks it up again, so the result may be handed back to
+/// [`TypeStableCache::free`], which touches the slot beyond the `Vma`. A pointer re-derived
+/// from a `&Vma` could not be: its provenance ends with the `Vma` (Stacked Borrows).
+/// (`as` rather than `with_exposed_provenance_mut`: the workspace's MSRV predates it; the
+/// semantics are the same.)
+fn entry_ptr(v: Value) -> NonNull<Vma> {
+    let p = v.get() as *mut Vma;
+    // SAFETY: by the module invariants `v` is the address of a cache VMA, never 0.
+    unsafe { NonNull::new_unchecked(p) }
+}
+
 /// Turn an entry into the VMA it names, for as long as the section `_s` lives.
 fn entry<S>(v: Value, _s: &S) -> &Vma {
     // SAFETY: by the module invariants `v` is the address of a cache VMA, and the caller's
     // section holds a cache guard, so the memory is a live `Vma` while that borrow lasts.
-    unsafe { &*(v.get() as *const Vma) }
+    unsafe { entry_ptr(v).as_ref() }
+}
+
+/// A VMA named by an entry of a tree being written, kept as the raw pointer recovered from
+/// the entry (see [`entry_ptr`]) so that it can be given back to the cache with
+/// [`VmaWrite::retire`] without ever round-tripping through a reference. Dereferences to
+/// the VMA while the writer's section `'s` lives.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'s> {
+    ptr: NonNull<Vma>,
+    _section: PhantomData<&'s Vma>,
+}
+
+impl Deref for Entry<'_> {
+    type Target = Vma;
+    fn deref(&self) -> &Vma {
+        // SAFETY: a cache VMA named by a tree entry, and the section `'s` that found it
+        // holds a cache guard, so the memory is a live `Vma` while `'s` lasts.
+        unsafe { self.ptr.as_ref() }
+    }
 }
 
 impl VmaTree {
@@ -148,7 +183,8 @@ impl VmaTree {
     /// Detach and recycle every VMA (the tree is being dropped by its only user).
     pub(crate) fn clear(&mut self) {
         let r = self.read();
-        let all: Vec<NonNull<Vma>> = r.iter().into_iter().map(NonNull::from).collect();
+        // The pointers straight from the entries (not via `&Vma`): see `entry_ptr`.
+        let all: Vec<NonNull<Vma>> = r.g.iter().map(|(_, v)| entry_ptr(v)).collect();
         drop(r);
         for p in all {
             // SAFETY: `&mut self`: no reader of this tree exists and the tree is dropped
@@ -162,7 +198,8 @@ impl VmaTree {
 ///
 /// # Safety
 ///
-/// `p` is a cache VMA that no tree names any more and that is freed only here, once.
+/// `p` is a cache VMA that no tree names any more and that is freed only here, once, and it
+/// carries the cache pointer's provenance (it came from [`entry_ptr`], not from a `&Vma`).
 unsafe fn free_detached(p: NonNull<Vma>) {
     // SAFETY: alive until the free below (caller contract).
     let vma = unsafe { p.as_ref() };
@@ -198,6 +235,8 @@ impl<'t> VmaRead<'t> {
     pub(crate) fn get_ref(&self, vma: &Vma) -> Result<VmaRef<'t>, Refused> {
         vma.refcnt().try_get()?;
         Ok(VmaRef {
+            // Derived from `&Vma`, which is enough: a `VmaRef` only reads the `Vma` and drops
+            // its count; it never hands the pointer back to the cache.
             ptr: NonNull::from(vma),
             _tree: PhantomData,
         })
@@ -206,8 +245,20 @@ impl<'t> VmaRead<'t> {
 
 impl VmaWrite<'_> {
     /// The VMAs whose entries overlap `r`, in order, with their entry ranges.
-    pub(crate) fn range(&self, r: RangeInclusive<usize>) -> Vec<(RangeInclusive<usize>, &Vma)> {
-        self.g.range(r).map(|(r, v)| (r, entry(v, self))).collect()
+    pub(crate) fn range(
+        &self,
+        r: RangeInclusive<usize>,
+    ) -> Vec<(RangeInclusive<usize>, Entry<'_>)> {
+        self.g
+            .range(r)
+            .map(|(r, v)| {
+                let e = Entry {
+                    ptr: entry_ptr(v),
+                    _section: PhantomData,
+                };
+                (r, e)
+            })
+            .collect()
     }
 
     /// Highest start of a free run of `size` inside `window`.
@@ -222,6 +273,8 @@ impl VmaWrite<'_> {
     /// Store `vma` over its range (replacing whatever was there in one store).
     pub(crate) fn store(&self, vma: OwnedVma) {
         let (start, end) = vma.range();
+        // The pointer-to-integer `as` cast exposes the provenance of the cache's pointer, for
+        // `entry_ptr` to pick up again (see there).
         let v = Value::new(vma.0.as_ptr() as usize).expect("VMA address exceeds Value::MAX");
         // INVARIANT: the entry is the address of a cache VMA (from `OwnedVma`).
         if self.g.store_range(start..=end - 1, v).is_err() {
@@ -241,9 +294,10 @@ impl VmaWrite<'_> {
     /// # Safety
     ///
     /// `vma` was an entry of this tree, no entry names it any more, and it is retired once.
-    pub(crate) unsafe fn retire(&self, vma: &Vma) {
-        // SAFETY: forwarded from the caller; this tree's entries are cache VMAs.
-        unsafe { free_detached(NonNull::from(vma)) };
+    pub(crate) unsafe fn retire(&self, vma: Entry<'_>) {
+        // SAFETY: forwarded from the caller; this tree's entries are cache VMAs, and an
+        // `Entry` carries the pointer recovered from the entry itself (`entry_ptr`).
+        unsafe { free_detached(vma.ptr) };
     }
 }
 

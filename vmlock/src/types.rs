@@ -237,6 +237,10 @@ pub struct LockStats {
 ///
 /// `mmap` without `FIXED` places top-down in `[min_addr, mmap_base)`; every mapping must lie
 /// inside `[0, task_size)`; a fixed mapping below `min_addr` is `EPERM`.
+///
+/// A usable shape has `mmap_base` and `task_size` page-aligned and
+/// `min_addr <= mmap_base <= task_size <= 2^63`; [`Mm::new`](crate::Mm::new) panics on
+/// anything else.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct MmConfig {
     /// Lowest address a mapping may use (Linux `vm.mmap_min_addr`).
@@ -256,6 +260,46 @@ impl Default for MmConfig {
             min_addr: 0x1000,
             mmap_base: 0x7f00_0000_0000,
             task_size: 0x7fff_ffff_f000,
+        }
+    }
+}
+
+impl MmConfig {
+    /// The largest `task_size` an address space accepts: `2^63`. Every address and length
+    /// that passed a range check is then at most `task_size`, so the sum of two of them
+    /// cannot overflow a `usize`. (Real user spaces end far below: `2^47` or `2^56`.)
+    pub(crate) const MAX_TASK_SIZE: usize = 1 << 63;
+
+    /// Why this configuration cannot be used, if it cannot: `mmap_base` and `task_size`
+    /// page-aligned, `min_addr <= mmap_base <= task_size <= 2^63` (`min_addr` itself may be
+    /// unaligned, like `vm.mmap_min_addr`; placement rounds it up).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !aligned(self.task_size) || !aligned(self.mmap_base) {
+            return Err(format!(
+                "task_size {:#x} and mmap_base {:#x} must be page-aligned",
+                self.task_size, self.mmap_base
+            ));
+        }
+        if self.task_size > Self::MAX_TASK_SIZE {
+            return Err(format!(
+                "task_size {:#x} exceeds {:#x}",
+                self.task_size,
+                Self::MAX_TASK_SIZE
+            ));
+        }
+        if !(self.min_addr <= self.mmap_base && self.mmap_base <= self.task_size) {
+            return Err(format!(
+                "need min_addr {:#x} <= mmap_base {:#x} <= task_size {:#x}",
+                self.min_addr, self.mmap_base, self.task_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check), as the panic that `Mm::new` and `Model::new` document.
+    pub(crate) fn assert_valid(&self) {
+        if let Err(e) = self.check() {
+            panic!("invalid MmConfig: {e}");
         }
     }
 }

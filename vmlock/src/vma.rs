@@ -19,7 +19,7 @@
 
 use crate::layout::{Desc, Obj, Seg};
 use crate::refcount::VmRefcnt;
-use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use crate::types::{FileId, Prot, VmaInfo};
 
 /// The first cache line: everything a walker or a speculative reader reads.
@@ -143,11 +143,25 @@ impl Vma {
     /// Initialise a detached VMA for `seg` in address space `mm`, write-locked at `seq`.
     pub(crate) fn init(&self, seg: &Seg, mm: usize, seq: usize) {
         debug_assert_eq!(self.refcnt().raw(), 0);
+        // Release fence (writer-only cost; a compiler barrier on x86-64): pairs with the
+        // Acquire fence in a speculative reader's `read_retry`. The object may have been
+        // freed by *another* address space's writer A, inside A's write section, and be
+        // reused here by a writer B that does not hold A's lock. A's `write_begin`
+        // happens-before this point (A freed the VMA into the cache under the cache's
+        // lock, which our `alloc` took after it), but B's own `write_begin` fence may
+        // predate that, and the Relaxed stores below release nothing by themselves. With
+        // this fence, a stale reader of A whose Relaxed loads see any store below
+        // synchronises (fence to fence) with it, so its re-load of A's `mm_lock_seq` sees
+        // the odd value of A's `write_begin` or later, and it retries. Without it, the C11
+        // model (and weakly ordered hardware such as POWER) lets that reader accept B's
+        // fields as A's VMA with A's old, even sequence. (loom model:
+        // `tests/loom.rs::speculation_vs_reuse_by_another_mm`.)
+        fence(Ordering::Release);
         let (flags, id) = pack(&seg.desc);
         // Relaxed everywhere: the object is detached, so no reader can take a reference
         // until `attach`'s Release store publishes these values; speculative readers that
         // see them torn are caught by the owner's `mm_lock_seq` (the VMA they looked up
-        // was freed under it).
+        // was freed under it; the fence above makes that sequence change visible to them).
         self.hot.vm_lock_seq.store(seq, Ordering::Relaxed);
         self.hot.mm.store(mm, Ordering::Relaxed);
         self.hot.start.store(seg.start, Ordering::Relaxed);

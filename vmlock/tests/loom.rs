@@ -144,3 +144,52 @@ fn speculation_never_torn() {
         }
     });
 }
+
+/// Speculation vs type-stable reuse by *another* address space (review finding F4): the
+/// writer of `MM` removes the VMA from its tree (`entry`: 1 = the VMA, 0 = empty; a tree
+/// store publishes with Release) and frees it inside its write section; a writer of
+/// `OTHER_MM` on a different thread, ordered after that free (in `Mm` the cache's lock,
+/// here a join), re-initialises it. A speculative reader of `MM` that found the VMA and
+/// loads any of the new fields must then see `MM`'s sequence move and retry:
+/// `Vma::init`'s Release fence pairs with `read_retry`'s Acquire fence. Without that fence
+/// this model finds a reader accepting a range torn between the two lives.
+#[test]
+fn speculation_vs_reuse_by_another_mm() {
+    loom::model(|| {
+        let seq = Arc::new(SeqCount::new());
+        let entry = Arc::new(AtomicUsize::new(1));
+        let vma = Arc::new(Vma::new());
+        vma.init_anon(0x1000, 0x2000, Prot::READ, MM, usize::MAX);
+        vma.refcnt().attach();
+        let r = {
+            let (seq, entry, vma) = (seq.clone(), entry.clone(), vma.clone());
+            thread::spawn(move || {
+                let s = seq.try_read_begin()?;
+                // Acquire: the tree walk (an RCU dereference).
+                let found = (entry.load(Ordering::Acquire) == 1).then(|| vma.range());
+                (!seq.read_retry(s)).then_some(found)
+            })
+        };
+        // Writer of MM: unmap inside its write section (lock, remove, detach, recycle).
+        let w = {
+            let (seq, entry, vma) = (seq.clone(), entry.clone(), vma.clone());
+            thread::spawn(move || {
+                seq.write_begin();
+                vma.start_write(seq.raw());
+                // Release: the tree store that punches the VMA out.
+                entry.store(0, Ordering::Release);
+                vma.refcnt().detach();
+                vma.clear_owner();
+                seq.write_end();
+            })
+        };
+        // Writer of OTHER_MM (this thread): gets the freed object after MM's writer gave it
+        // back, and re-initialises it for itself.
+        w.join().unwrap();
+        vma.init_anon(0x8000, 0x9000, Prot::WRITE, OTHER_MM, usize::MAX);
+        vma.refcnt().attach();
+        if let Some(Some(range)) = r.join().unwrap() {
+            assert_eq!(range, (0x1000, 0x2000), "speculation accepted a reused VMA");
+        }
+    });
+}

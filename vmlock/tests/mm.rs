@@ -286,3 +286,111 @@ fn mremap_growth_that_wraps_the_file_offset_is_einval() {
     assert_eq!(mm.munmap(0x10000, 2 * 4096), Ok(()));
     assert!(mm.vmas().is_empty());
 }
+
+/// Review finding F6: write sections are guarded against unwinding by an abort guard that
+/// fires only when the section itself unwinds, not when a destructor runs a whole write
+/// section while the thread unwinds from an unrelated panic.
+#[test]
+fn write_sections_run_inside_an_unwinding_destructor() {
+    struct UnmapOnDrop<'a>(&'a Mm, usize);
+    impl Drop for UnmapOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.munmap(self.1, PAGE).unwrap();
+            drop(self.0.fork());
+        }
+    }
+    let mm = Mm::new(MmConfig::default());
+    let a = mm.mmap(&anon(0x10_0000, 4, Prot::READ)).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _g = UnmapOnDrop(&mm, a + PAGE);
+        panic!("unrelated panic");
+    }));
+    assert!(r.is_err());
+    assert_eq!(mm.vmas().len(), 2);
+    assert!(mm.lookup(a + PAGE).is_none());
+    mm.validate().unwrap();
+}
+
+/// Review finding F9: configurations `Mm::new` refuses, each with a clear message.
+#[test]
+fn bad_configs_panic_with_a_message() {
+    let ok = MmConfig::default();
+    let bad = [
+        (
+            MmConfig {
+                task_size: usize::MAX,
+                ..ok
+            },
+            "page-aligned",
+        ),
+        (
+            MmConfig {
+                mmap_base: ok.mmap_base + 1,
+                ..ok
+            },
+            "page-aligned",
+        ),
+        (
+            MmConfig {
+                task_size: usize::MAX & !(PAGE - 1),
+                mmap_base: 1 << 40,
+                ..ok
+            },
+            "exceeds",
+        ),
+        (
+            MmConfig {
+                min_addr: ok.mmap_base + PAGE,
+                ..ok
+            },
+            "min_addr",
+        ),
+        (
+            MmConfig {
+                mmap_base: ok.task_size + PAGE,
+                ..ok
+            },
+            "mmap_base",
+        ),
+    ];
+    for (cfg, why) in bad {
+        let msg = std::panic::catch_unwind(|| Mm::new(cfg)).expect_err("accepted a bad config");
+        let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("invalid MmConfig") && msg.contains(why),
+            "{cfg:x?}: {msg}"
+        );
+        assert!(std::panic::catch_unwind(|| vmlock::model::Model::new(cfg)).is_err());
+    }
+}
+
+/// Review finding F9: the largest accepted `task_size` (2^63) with mappings at the very top;
+/// ranges that reach past it are refused without any overflow.
+#[test]
+fn largest_config_works_at_the_top() {
+    let top = 1usize << 63;
+    let mm = Mm::new(MmConfig {
+        min_addr: PAGE,
+        mmap_base: top,
+        task_size: top,
+    });
+    let a = mm.mmap(&anon(top - 4 * PAGE, 4, Prot::READ)).unwrap();
+    assert_eq!(a, top - 4 * PAGE);
+    assert_eq!(mm.munmap(top, 1), Err(Errno::EINVAL));
+    assert_eq!(mm.munmap(top - PAGE, PAGE + 1), Err(Errno::EINVAL));
+    assert_eq!(mm.munmap(usize::MAX & !(PAGE - 1), 1), Err(Errno::EINVAL));
+    mm.munmap(top - PAGE, 1).unwrap();
+    assert_eq!(
+        mm.mremap(a, 3 * PAGE, PAGE, RemapFlags::empty(), None),
+        Ok(a)
+    );
+    let placed = mm
+        .mmap(&MapRequest {
+            addr: None,
+            flags: MapFlags::PRIVATE,
+            ..anon(0, 2, Prot::READ)
+        })
+        .unwrap();
+    assert_eq!(placed, top - 2 * PAGE);
+    mm.validate().unwrap();
+}
