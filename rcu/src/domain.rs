@@ -13,8 +13,9 @@ use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// # Safety
 ///
 /// An implementation must be sound to call on every pointer its users retire with it, given
-/// the guarantees listed on [`Reclaim::reclaim`]. It must not retire into, synchronize or
-/// drop the domain that calls it.
+/// the guarantees listed on [`Reclaim::reclaim`]. It may retire further objects on the
+/// domain that calls it (they get a grace period of their own and are destroyed later, at the
+/// latest when the domain is dropped), but it must not synchronize or drop that domain.
 pub unsafe trait Reclaim<T> {
     /// Destroy `ptr`.
     ///
@@ -118,7 +119,11 @@ pub trait Domain: Default + Send + Sync + fmt::Debug + 'static {
     /// Terminates as long as every guard of this domain that is live during the call is
     /// eventually dropped. Must not be called while the calling thread holds a guard of this
     /// domain: that guard would block it forever, so debug builds panic instead (release
-    /// builds of the real backends cannot detect it and spin).
+    /// builds of the real backends cannot detect it and spin). The same holds for an
+    /// [`Epoch`](crate::Epoch) domain called while the thread is pinned by any
+    /// crossbeam-epoch guard, and for a call from inside a [`Reclaim`] destructor.
+    /// Objects retired during the call (including by destructors it runs) are not waited
+    /// for.
     fn synchronize(&self);
 
     /// Number of objects retired on this domain but not yet destroyed (tests, leak checks).

@@ -4,7 +4,7 @@ use core::fmt;
 use std::collections::HashMap;
 
 use crate::domain::{load_order, Domain, Guard, Reclaim, Retired};
-use crate::retire::{run_batch, Buffers, Counters};
+use crate::retire::{run_batch, Buffers, Counters, Handed};
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 
@@ -19,7 +19,11 @@ use crate::sync::{Arc, Mutex};
 /// fastest path crossbeam has. A collector per domain would need a per-thread map from
 /// domain to `LocalHandle` and a lookup on every `enter`. The cost of sharing is that a
 /// thread pinned for a long time by *any* crossbeam user delays grace periods (and hence
-/// [`Domain::synchronize`]) of every `Epoch` domain; `Drop` never waits for it.
+/// [`Domain::synchronize`]) of every `Epoch` domain; `Drop` never waits for it. For the same
+/// reason [`Domain::synchronize`] must not be called while the calling thread is pinned by
+/// any crossbeam-epoch guard (of this or another `Epoch` domain, a crossbeam data structure,
+/// ...): the global epoch cannot advance past that pin, so it would wait forever. Debug
+/// builds panic instead.
 ///
 /// ```
 /// use rcu::{Domain, Epoch};
@@ -40,9 +44,9 @@ struct Inflight {
     running: AtomicUsize,
 }
 
+/// In-flight batches by block id (the id `Buffers` gave them).
 #[derive(Default)]
 struct InflightMap {
-    next: u64,
     map: HashMap<u64, Vec<Retired>>,
 }
 
@@ -64,10 +68,10 @@ impl Inflight {
             }
             batch
         };
-        if let Some(batch) = batch {
+        if let Some(items) = batch {
             // SAFETY: crossbeam runs this after the grace period of the batch, which began
             // after every object in it was retired; `remove` makes this the only run.
-            unsafe { run_batch(batch, &self.counters) };
+            unsafe { run_batch(Handed { id, items }, &self.counters) };
             // Release: the destructors happen-before `Drop` of the domain returns.
             self.running.fetch_sub(1, Ordering::Release);
         }
@@ -99,18 +103,10 @@ impl Epoch {
         self as *const Self as usize
     }
 
-    /// Defer `batch` to crossbeam through `guard` and push it to the global queue.
-    fn hand_off(&self, batch: Vec<Retired>, guard: &crossbeam_epoch::Guard) {
-        if batch.is_empty() {
-            return;
-        }
-        let id = {
-            let mut m = self.inflight.lock();
-            let id = m.next;
-            m.next += 1;
-            m.map.insert(id, batch);
-            id
-        };
+    /// Defer `block` to crossbeam through `guard` and push it to the global queue.
+    fn hand_off(&self, block: Handed, guard: &crossbeam_epoch::Guard) {
+        let Handed { id, items } = block;
+        self.inflight.lock().map.insert(id, items);
         let inflight = self.inflight.clone();
         // SAFETY: the closure owns everything it touches (an `Arc`), and running it after
         // the grace period is exactly what the batch needs.
@@ -119,8 +115,9 @@ impl Epoch {
     }
 
     fn drain_and_hand_off(&self, guard: &crossbeam_epoch::Guard) {
-        let batch = self.buffers.drain();
-        self.hand_off(batch, guard);
+        if let Some(block) = self.buffers.drain() {
+            self.hand_off(block, guard);
+        }
     }
 }
 
@@ -154,14 +151,24 @@ impl Domain for Epoch {
 
     fn synchronize(&self) {
         crate::held::assert_not_held(self.addr(), "Epoch::synchronize");
+        // Pinned by anyone (another `Epoch` domain, a crossbeam data structure): the global
+        // epoch cannot advance far enough for our batches, so waiting would never end.
+        debug_assert!(
+            !crossbeam_epoch::is_pinned(),
+            "Epoch::synchronize: called while this thread is pinned by a crossbeam-epoch \
+             guard (would deadlock)"
+        );
         {
             let guard = crossbeam_epoch::pin();
             self.drain_and_hand_off(&guard);
         }
-        let target = self.buffers.handed();
+        // Every block retired before the call has an id below `target` (see
+        // `Seize::synchronize`); crossbeam may run them in any order (bags are collected by
+        // whichever thread gets there), so wait for all of them, not for a count.
+        let target = self.buffers.next_block();
         let counters = self.buffers.counters();
         let mut rounds = 0u32;
-        while counters.reclaimed() < target {
+        while !counters.done_below(target) {
             // Each flush tries to advance the global epoch and runs expired batches.
             crossbeam_epoch::pin().flush();
             rounds += 1;
@@ -181,12 +188,14 @@ impl Drop for Epoch {
         // all now; the deferred closures will find their batch gone. Destructors may retire
         // more objects on this domain, so loop until nothing is left.
         loop {
-            let mut rest = self.buffers.drain();
-            let batches: Vec<Vec<Retired>> =
-                self.inflight.lock().map.drain().map(|e| e.1).collect();
-            for b in batches {
-                rest.extend(b);
-            }
+            let mut rest: Vec<Handed> = self.buffers.drain().into_iter().collect();
+            rest.extend(
+                self.inflight
+                    .lock()
+                    .map
+                    .drain()
+                    .map(|(id, items)| Handed { id, items }),
+            );
             if rest.is_empty() {
                 // Wait for batches that crossbeam is running right now on other threads, so
                 // every destructor has finished when `drop` returns. Acquire: pairs with the
@@ -199,9 +208,11 @@ impl Drop for Epoch {
                 }
                 continue;
             }
-            // SAFETY: no guard of this domain exists, and removing the batches from the
-            // in-flight map makes this their only run.
-            unsafe { run_batch(rest, self.buffers.counters()) };
+            for block in rest {
+                // SAFETY: no guard of this domain exists, and taking the batches out of the
+                // shards and the in-flight map makes this their only run.
+                unsafe { run_batch(block, self.buffers.counters()) };
+            }
         }
     }
 }

@@ -4,10 +4,18 @@
 #[cfg(debug_assertions)]
 use std::cell::RefCell;
 
-#[cfg(debug_assertions)]
+#[cfg(all(debug_assertions, not(loom)))]
 thread_local! {
     /// (domain address, nesting depth) for every domain this thread is inside.
     static HELD: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+// Under loom all model threads share one OS thread, so the loom build needs loom's
+// per-model-thread locals.
+#[cfg(all(debug_assertions, loom))]
+loom::thread_local! {
+    /// (domain address, nesting depth) for every domain this thread is inside.
+    static HELD: RefCell<Vec<(usize, usize)>> = RefCell::new(Vec::new());
 }
 
 /// Record that this thread entered a guard of the domain at `addr`.

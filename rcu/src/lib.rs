@@ -61,7 +61,10 @@
 //!   a fence). Retiring never blocks on readers; it buffers and hands objects to the backend
 //!   64 at a time. `synchronize` blocks until the grace period is over and terminates as
 //!   long as every guard is eventually dropped (an `Epoch` domain also waits for pins of
-//!   other crossbeam users, since the collector is global).
+//!   other crossbeam users, since the collector is global, so it must not be called while
+//!   the thread is pinned), and, for `Seize`, fewer than 64 threads are inside guards of the
+//!   domain at once (see [`Seize`]). It waits for every object retired before the call, in
+//!   whatever order the backend destroys them.
 //! - **Guards** are `!Send` and tied to the domain's lifetime; pointers loaded through a
 //!   guard must not be used after it is dropped (the data structures built on this crate
 //!   tie the returned references to the guard's lifetime).
@@ -72,7 +75,6 @@
 pub mod sync;
 
 mod domain;
-#[cfg(not(loom))]
 mod held;
 
 #[cfg(not(loom))]

@@ -9,7 +9,9 @@
 //! - `retire` only records the object: nothing is freed during a model run unless a thread
 //!   calls `synchronize()`, or the domain is dropped;
 //! - `synchronize` takes the list of retired objects, issues a `SeqCst` fence, waits for the
-//!   active-guard counter to reach zero, then runs the destructors.
+//!   active-guard counter to reach zero, then runs the destructors. Calls are serialized by
+//!   a mutex, so a `synchronize` never returns while another one still runs destructors of
+//!   objects retired before it started.
 //!
 //! The two fences are the classic store-buffering pair: either the retiring thread's fence
 //! comes first in the single total order of `SeqCst` fences, and the reader's loads after
@@ -28,6 +30,8 @@ struct Inner {
     active: AtomicUsize,
     retired: Mutex<Vec<Retired>>,
     pending: AtomicUsize,
+    /// Held for the whole of `synchronize`.
+    syncing: Mutex<()>,
 }
 
 impl Default for Inner {
@@ -36,6 +40,7 @@ impl Default for Inner {
             active: AtomicUsize::new(0),
             retired: Mutex::new(Vec::new()),
             pending: AtomicUsize::new(0),
+            syncing: Mutex::new(()),
         }
     }
 }
@@ -61,6 +66,9 @@ impl Inner {
     }
 
     fn synchronize(&self) {
+        // Serialize with other `synchronize` calls: one that took an empty list must not
+        // return while another is still running destructors of objects retired earlier.
+        let _syncing = self.syncing.lock().unwrap();
         let batch = core::mem::take(&mut *self.retired.lock().unwrap());
         // SeqCst fence: pairs with the fence in `enter` (module docs).
         fence(Ordering::SeqCst);
@@ -117,11 +125,18 @@ macro_rules! loom_backend {
             }
         }
 
+        impl $name {
+            fn addr(&self) -> usize {
+                self as *const Self as usize
+            }
+        }
+
         impl Domain for $name {
             type Guard<'d> = $guard<'d>;
             const NAME: &'static str = $label;
 
             fn enter(&self) -> $guard<'_> {
+                crate::held::enter(self.addr());
                 self.inner.enter();
                 $guard {
                     domain: self,
@@ -136,6 +151,10 @@ macro_rules! loom_backend {
             fn flush(&self) {}
 
             fn synchronize(&self) {
+                crate::held::assert_not_held(
+                    self.addr(),
+                    concat!(stringify!($name), "::synchronize"),
+                );
                 self.inner.synchronize();
             }
 
@@ -159,6 +178,7 @@ macro_rules! loom_backend {
         impl Drop for $guard<'_> {
             fn drop(&mut self) {
                 self.domain.inner.leave();
+                crate::held::leave(self.domain.addr());
             }
         }
 

@@ -5,14 +5,21 @@
 //! batch. Keeping the partial batches in the domain (instead of in the backend's
 //! thread-locals) is what lets [`Domain::synchronize`](crate::Domain::synchronize) and
 //! `Drop` reach objects retired by other threads, including threads that have exited.
+//!
+//! Every batch handed to a backend gets a sequence number (a block id) when it leaves its
+//! shard. Backends may finish blocks in any order (seize walks a leaving reader's list
+//! newest-first, crossbeam bags run on whichever thread collects), so `synchronize` does not
+//! wait for an object count: it snapshots the next block id and waits until every block
+//! below it has finished ([`Counters::done_below`]).
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
 use crate::domain::Retired;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::{Arc, UnsafeCell};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Arc, Mutex, UnsafeCell};
 
 /// Objects per batch handed to a backend.
 pub(crate) const BATCH: usize = 64;
@@ -78,28 +85,71 @@ pub(crate) struct Buffers {
     shards: Box<[CachePadded<Shard>]>,
     /// Objects handed to the backend so far.
     handed: CachePadded<AtomicUsize>,
-    /// Objects destroyed so far (shared with in-flight batches via `Counters`).
+    /// Id of the next block handed to the backend.
+    next_block: CachePadded<AtomicU64>,
+    /// Objects destroyed so far and finished blocks (shared with in-flight batches).
     counters: Arc<Counters>,
+}
+
+/// A block of retired objects leaving the shards, with its sequence number.
+pub(crate) struct Handed {
+    /// Sequence number; every id is handed out once and must be completed once.
+    pub(crate) id: u64,
+    /// The objects, never empty.
+    pub(crate) items: Vec<Retired>,
 }
 
 /// Counters that in-flight batches update after running destructors.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Objects destroyed so far.
-    pub(crate) reclaimed: AtomicUsize,
+    /// Objects destroyed so far (for `pending()`).
+    reclaimed: AtomicUsize,
+    /// Which blocks have finished.
+    done: Mutex<DoneSet>,
+}
+
+/// Finished block ids: all ids below `low` are finished, plus those in `above`.
+#[derive(Debug, Default)]
+struct DoneSet {
+    /// Lowest unfinished block id.
+    low: u64,
+    /// Finished ids greater than `low` (blocks that finished out of order).
+    above: BTreeSet<u64>,
 }
 
 impl Counters {
-    /// Record that `n` objects have been destroyed.
-    pub(crate) fn add_reclaimed(&self, n: usize) {
-        // Release: a thread that sees the new count (Acquire in `reclaimed()`) also sees
-        // the destructors' effects, which is what `synchronize` promises.
+    fn done(&self) -> crate::sync::MutexGuard<'_, DoneSet> {
+        // Nothing panics while holding the lock, but tolerate poisoning anyway.
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record that block `id`, holding `n` objects, has been destroyed entirely.
+    pub(crate) fn complete(&self, id: u64, n: usize) {
+        // Release: pairs with the Acquire load in `reclaimed()` (a statistic). The
+        // destructors' effects reach `synchronize` through the `done` mutex below.
         self.reclaimed.fetch_add(n, Ordering::Release);
+        let mut guard = self.done();
+        let d = &mut *guard;
+        if id == d.low {
+            d.low += 1;
+            while d.above.remove(&d.low) {
+                d.low += 1;
+            }
+        } else {
+            debug_assert!(id > d.low, "block {id} completed twice");
+            d.above.insert(id);
+        }
+    }
+
+    /// Whether every block with an id below `target` has been destroyed. When this returns
+    /// `true`, the destructors of those blocks happen-before the return (mutex).
+    pub(crate) fn done_below(&self, target: u64) -> bool {
+        self.done().low >= target
     }
 
     /// Objects destroyed so far.
     pub(crate) fn reclaimed(&self) -> usize {
-        // Acquire: pairs with `add_reclaimed`.
+        // Acquire: pairs with the Release increment in `complete`.
         self.reclaimed.load(Ordering::Acquire)
     }
 }
@@ -117,6 +167,7 @@ impl Default for Buffers {
                 .map(|_| CachePadded::new(Shard::new()))
                 .collect(),
             handed: CachePadded::new(AtomicUsize::new(0)),
+            next_block: CachePadded::new(AtomicU64::new(0)),
             counters: Arc::default(),
         }
     }
@@ -130,7 +181,7 @@ impl Buffers {
 
     /// Buffer `item`; returns a full batch that the caller must hand to the backend.
     #[inline]
-    pub(crate) fn push(&self, item: Retired) -> Option<Vec<Retired>> {
+    pub(crate) fn push(&self, item: Retired) -> Option<Handed> {
         let n = self.shards.len();
         let start = thread_index();
         // Try our own shard first, then the others without waiting; if all are busy, wait
@@ -152,16 +203,16 @@ impl Buffers {
             v.push(item);
             (v.len() >= BATCH).then(|| core::mem::replace(v, Vec::with_capacity(BATCH)))
         });
-        if let Some(batch) = &full {
-            // Counted before unlocking, so `pending()` never misses these objects.
-            self.note_handed(batch.len());
-        }
+        // Counted and numbered before unlocking, so `pending()` never misses these objects
+        // and a `synchronize` that drains this shard afterwards sees the id as taken.
+        let full = full.map(|items| self.note_handed(items));
         shard.unlock();
         full
     }
 
-    /// Take every buffered object (all shards); the caller hands them to the backend.
-    pub(crate) fn drain(&self) -> Vec<Retired> {
+    /// Take every buffered object (all shards) as one block, if there is any; the caller
+    /// hands it to the backend.
+    pub(crate) fn drain(&self) -> Option<Handed> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             shard.lock();
@@ -173,23 +224,51 @@ impl Buffers {
                 n
             });
             // Counted before unlocking, so `pending()` never misses these objects.
-            self.note_handed(taken);
+            self.count_handed(taken);
             shard.unlock();
         }
-        out
+        if out.is_empty() {
+            return None;
+        }
+        // The objects were already counted shard by shard.
+        let id = self.take_id();
+        Some(Handed { id, items: out })
     }
 
-    fn note_handed(&self, n: usize) {
-        // Relaxed: a statistic; `synchronize` reads it after draining on the same thread
-        // or after the shard locks ordered the pushes it has to cover.
+    /// Count `items` as handed and give them a block id.
+    fn note_handed(&self, items: Vec<Retired>) -> Handed {
+        self.count_handed(items.len());
+        Handed {
+            id: self.take_id(),
+            items,
+        }
+    }
+
+    fn count_handed(&self, n: usize) {
+        // Relaxed: a statistic for `pending()`; the shard locks order it with the pushes.
         self.handed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn take_id(&self) -> u64 {
+        // Relaxed: only the RMW's place in the modification order matters. An id taken
+        // under a shard lock happens-before a later `synchronize` that locks that shard in
+        // `drain` and then reads `next_block`, so that read returns a larger value.
+        self.next_block.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The id the next handed block will get: every block handed before this call (in
+    /// happens-before order) has a smaller id.
+    pub(crate) fn next_block(&self) -> u64 {
+        // Relaxed: see `take_id`; the ordering comes from the shard locks taken by `drain`
+        // on the same thread just before.
+        self.next_block.load(Ordering::Relaxed)
     }
 
     /// Objects handed to the backend so far.
     pub(crate) fn handed(&self) -> usize {
-        // Acquire: pairs with the shard locks; exactness only matters in `synchronize`,
-        // which reads this on the thread that just drained.
-        self.handed.load(Ordering::Acquire)
+        // Relaxed: a statistic (`pending()`); `buffered()` took every shard lock just
+        // before, which orders the counts of the pushes it saw.
+        self.handed.load(Ordering::Relaxed)
     }
 
     /// Objects still sitting in shards.
@@ -215,16 +294,16 @@ impl Buffers {
     }
 }
 
-/// Run `batch`'s destructors and count them.
+/// Run a block's destructors and record it as finished.
 ///
 /// # Safety
 ///
-/// The grace period of every object in `batch` has passed and none was destroyed before.
-pub(crate) unsafe fn run_batch(batch: Vec<Retired>, counters: &Counters) {
-    let n = batch.len();
-    for item in batch {
+/// The grace period of every object in `block` has passed and none was destroyed before.
+pub(crate) unsafe fn run_batch(block: Handed, counters: &Counters) {
+    let n = block.items.len();
+    for item in block.items {
         // SAFETY: forwarded to the caller.
         unsafe { item.run() };
     }
-    counters.add_reclaimed(n);
+    counters.complete(block.id, n);
 }

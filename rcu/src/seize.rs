@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use seize::Guard as _;
 
 use crate::domain::{Domain, Guard, Reclaim, Retired};
-use crate::retire::{run_batch, Buffers, Counters, BATCH};
+use crate::retire::{run_batch, Buffers, Counters, Handed, BATCH};
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use crate::sync::Arc;
 
@@ -17,6 +17,14 @@ use crate::sync::Arc;
 /// [`Guard::protect`] loads with `SeqCst`, the ordering seize's protocol requires.
 /// Retired objects are buffered per domain (see [`Domain::synchronize`]) and handed to seize
 /// 64 at a time.
+///
+/// Limit: seize only starts a grace period for a thread's batch once it holds at least as
+/// many entries as there are threads inside guards of the domain. This backend keeps every
+/// thread's seize batch a multiple of 64 entries long (padding with no-op entries), which
+/// works as long as fewer than 64 threads are inside guards of one domain at the same time.
+/// With more, entries can stay in the batch of a thread that then exits, and
+/// [`Domain::synchronize`] may wait until those threads retire again (or forever); dropping
+/// the domain still destroys everything.
 ///
 /// ```
 /// use rcu::{Domain, Seize};
@@ -53,6 +61,8 @@ impl fmt::Debug for Seize {
 /// batches always hold enough entries to be retired), all pointing back at this block.
 struct Block {
     counters: Arc<Counters>,
+    /// The block id from `Buffers` (see `Counters::complete`).
+    id: u64,
     /// Nodes whose destructor has not run yet; the last one frees the block.
     remaining: AtomicUsize,
     nodes: Box<[Node]>,
@@ -81,14 +91,22 @@ unsafe fn reclaim_node(node: *mut Node, _: &seize::Collector) {
     // AcqRel: Release publishes our node reads to the thread freeing the block; Acquire on
     // the last decrement makes every other node's reads happen-before the free.
     if b.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-        b.counters.add_reclaimed(b.nodes.len());
+        b.counters.complete(b.id, b.nodes.len());
         // SAFETY: every node of the block is done; the block came from `Box::into_raw`.
         drop(unsafe { Box::from_raw(block.cast_mut()) });
     }
 }
 
-/// A placeholder entry used by `synchronize` to fill seize's batch; does nothing.
+/// A placeholder entry used to fill seize's batch; does nothing.
 unsafe fn reclaim_nothing(_: *mut u8, _: &seize::Collector) {}
+
+/// Add `n` no-op entries to the current thread's seize batch.
+fn pad(guard: &seize::LocalGuard<'_>, n: usize) {
+    for _ in 0..n {
+        // SAFETY: a dangling, never-dereferenced pointer with a no-op reclaimer.
+        unsafe { guard.defer_retire(NonNull::<u8>::dangling().as_ptr(), reclaim_nothing) };
+    }
+}
 
 impl Seize {
     fn addr(&self) -> usize {
@@ -104,11 +122,10 @@ impl Seize {
     /// until the domain is dropped, which would make `synchronize` wait forever. So a
     /// partial block is padded with no-op entries up to a multiple of `BATCH`: the thread's
     /// batch starts and ends empty, as long as fewer than `BATCH` threads are inside guards
-    /// of this domain at the time.
-    fn hand_off(&self, batch: Vec<Retired>, guard: &seize::LocalGuard<'_>) {
-        if batch.is_empty() {
-            return;
-        }
+    /// of this domain at the time. Everything else that adds to this collector's batches
+    /// (`synchronize`) also adds multiples of `BATCH`, so the batch does start empty.
+    fn hand_off(&self, block: Handed, guard: &seize::LocalGuard<'_>) {
+        let Handed { id, items: batch } = block;
         let n = batch.len();
         let nodes: Box<[Node]> = batch
             .into_iter()
@@ -119,6 +136,7 @@ impl Seize {
             .collect();
         let block = Box::into_raw(Box::new(Block {
             counters: self.buffers.counters().clone(),
+            id,
             remaining: AtomicUsize::new(n),
             nodes,
         }));
@@ -135,15 +153,13 @@ impl Seize {
             // is only reclaimed by `reclaim_node`, once.
             unsafe { guard.defer_retire(first.add(i), reclaim_node) };
         }
-        for _ in 0..(BATCH - n % BATCH) % BATCH {
-            // SAFETY: a dangling, never-dereferenced pointer with a no-op reclaimer.
-            unsafe { guard.defer_retire(NonNull::<u8>::dangling().as_ptr(), reclaim_nothing) };
-        }
+        pad(guard, (BATCH - n % BATCH) % BATCH);
     }
 
     fn drain_and_hand_off(&self, guard: &seize::LocalGuard<'_>) {
-        let batch = self.buffers.drain();
-        self.hand_off(batch, guard);
+        if let Some(block) = self.buffers.drain() {
+            self.hand_off(block, guard);
+        }
     }
 }
 
@@ -181,24 +197,25 @@ impl Domain for Seize {
             let guard = self.collector.enter();
             self.drain_and_hand_off(&guard);
         }
-        // Everything retired before the call has been handed to seize by now (by us just
-        // above, or by the thread whose shard filled up).
-        let target = self.buffers.handed();
+        // Everything retired before the call has a block id below `target` by now (given
+        // by us just above, or by the thread whose shard filled up, before it unlocked the
+        // shard that `drain` then locked). Blocks finish in any order, so wait for all ids
+        // below `target`, not for a count of objects.
+        let target = self.buffers.next_block();
         let counters = self.buffers.counters();
-        let mut pad = 1usize;
         let mut rounds = 0u32;
-        while counters.reclaimed() < target {
-            // Seize only retires a thread-local batch holding at least as many entries as
-            // there are active threads; pad ours with no-op entries (doubling) so it goes.
+        while !counters.done_below(target) {
+            // If this thread's seize batch holds entries that could not be retired yet
+            // (more threads were active than it had entries), push one more batch worth of
+            // no-op entries so seize tries again. Exactly `BATCH` keeps the batch aligned
+            // for later `hand_off`s (see there); a leftover would strand real entries.
             let guard = self.collector.enter();
-            for _ in 0..pad {
-                // SAFETY: a dangling, never-dereferenced pointer with a no-op reclaimer.
-                unsafe { guard.defer_retire(NonNull::<u8>::dangling().as_ptr(), reclaim_nothing) };
-            }
+            pad(&guard, BATCH);
+            // Retries a batch still short of entries (only possible with `BATCH` or more
+            // active threads); emptying it also restores the alignment.
             guard.flush();
             // Leaving runs the batches whose last reader we were.
             drop(guard);
-            pad = (pad * 2).min(1024);
             rounds += 1;
             backoff(rounds);
         }
@@ -226,16 +243,18 @@ impl Drop for Seize {
     fn drop(&mut self) {
         // `&mut self`: no guard of this domain exists (guards borrow it), so every grace
         // period is over. Destructors may retire more objects on this domain; loop until
-        // nothing is left.
+        // nothing is pending, i.e. every object handed to seize has been destroyed, even one
+        // that a destructor handed to a seize batch during `reclaim_all`.
         loop {
-            let rest = self.buffers.drain();
-            let done = rest.is_empty();
-            // SAFETY: no guard of this domain exists, so no reader can hold these objects.
-            unsafe { run_batch(rest, self.buffers.counters()) };
+            if let Some(rest) = self.buffers.drain() {
+                // SAFETY: no guard of this domain exists, so no reader can hold these
+                // objects; `drain` took them out of the shards, so this is their only run.
+                unsafe { run_batch(rest, self.buffers.counters()) };
+            }
             // SAFETY: as above, no thread is inside this collector or reading anything
             // retired on it; we have exclusive access.
             unsafe { self.collector.reclaim_all() };
-            if done && self.buffers.buffered() == 0 {
+            if self.buffers.pending() == 0 {
                 break;
             }
         }

@@ -468,3 +468,206 @@ fn partial_flush_with_many_readers_then_exit_seize() {
 fn partial_flush_with_many_readers_then_exit_epoch() {
     partial_flush_with_many_readers_then_exit::<Epoch>();
 }
+
+/// State shared by the probes of `synchronize_waits_for_out_of_order_blocks`.
+#[derive(Default)]
+struct ProbeState {
+    /// Set by the synchronizing thread right after `synchronize` returns.
+    sync_returned: AtomicBool,
+    /// Set when an "early" probe was destroyed after `synchronize` had returned.
+    destroyed_after_return: AtomicBool,
+    /// The first early probe waits for `sync_returned` (bounded) before finishing.
+    waited: AtomicBool,
+    early_destroyed: AtomicUsize,
+    late_destroyed: AtomicUsize,
+}
+
+struct Probe {
+    /// Retired before the `synchronize` call (it must wait for it).
+    early: bool,
+    state: Arc<ProbeState>,
+}
+
+struct ProbeReclaim;
+
+// SAFETY: reclaims a boxed `Probe` once; touches only its own fields and shared atomics.
+unsafe impl Reclaim<Probe> for ProbeReclaim {
+    unsafe fn reclaim(ptr: *mut Probe) {
+        // SAFETY: probes come from `Box::into_raw` and are reclaimed once.
+        let p = unsafe { Box::from_raw(ptr) };
+        let s = &p.state;
+        if p.early {
+            // The first early probe gives a `synchronize` that wrongly believes it is done
+            // the time to return, so that returning early is observed deterministically.
+            if !s.waited.swap(true, Ordering::AcqRel) {
+                let deadline = std::time::Instant::now() + Duration::from_millis(300);
+                // Acquire: pairs with the Release store after `synchronize` returns.
+                while !s.sync_returned.load(Ordering::Acquire)
+                    && std::time::Instant::now() < deadline
+                {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            // Acquire: as above.
+            if s.sync_returned.load(Ordering::Acquire) {
+                s.destroyed_after_return.store(true, Ordering::Relaxed);
+            }
+            // Release: read by the synchronizing thread right after `synchronize` returns.
+            s.early_destroyed.fetch_add(1, Ordering::Release);
+        } else {
+            s.late_destroyed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Regression: `synchronize` must wait for every block retired before the call even when a
+/// block retired *after* the call finishes first. With seize this is deterministic: a held
+/// reader gets both blocks in its reservation list and, when it leaves, runs the newer one
+/// first; a `synchronize` that only compared object counts returned at that point, while
+/// the older block was still being destroyed.
+fn synchronize_waits_for_out_of_order_blocks<D: Domain>() {
+    let state = Arc::new(ProbeState::default());
+    let domain = Arc::new(D::default());
+    let inside = Arc::new(Barrier::new(2));
+    let leave = Arc::new(Barrier::new(2));
+    let reader = {
+        let (domain, inside, leave) = (domain.clone(), inside.clone(), leave.clone());
+        thread::spawn(move || {
+            let g = domain.enter();
+            inside.wait();
+            leave.wait();
+            drop(g);
+        })
+    };
+    inside.wait();
+    let retire = |early: bool| {
+        for _ in 0..64 {
+            let p = Box::into_raw(Box::new(Probe {
+                early,
+                state: state.clone(),
+            }));
+            // SAFETY: never shared, retired once; `ProbeReclaim` frees the box.
+            unsafe { domain.retire::<Probe, ProbeReclaim>(p) };
+        }
+        // Hands off whatever a full shard did not.
+        domain.flush();
+    };
+    retire(true);
+    let syncer = {
+        let (domain, state) = (domain.clone(), state.clone());
+        thread::spawn(move || {
+            domain.synchronize();
+            // Acquire: pairs with the Release increments in the destructors.
+            let seen = state.early_destroyed.load(Ordering::Acquire);
+            // Release: pairs with the Acquire loads in `ProbeReclaim`.
+            state.sync_returned.store(true, Ordering::Release);
+            seen
+        })
+    };
+    // Let the syncer take its snapshot before the later block is retired.
+    thread::sleep(Duration::from_millis(100));
+    retire(false);
+    leave.wait();
+    reader.join().unwrap();
+    let seen = syncer.join().unwrap();
+    assert_eq!(seen, 64, "{}: synchronize returned early", D::NAME);
+    assert!(
+        !state.destroyed_after_return.load(Ordering::Relaxed),
+        "{}: an object retired before synchronize was destroyed after it returned",
+        D::NAME
+    );
+    drop(Arc::try_unwrap(domain).expect("threads joined"));
+    assert_eq!(state.early_destroyed.load(Ordering::Acquire), 64);
+    assert_eq!(state.late_destroyed.load(Ordering::Relaxed), 64);
+}
+
+#[test]
+fn synchronize_waits_for_out_of_order_blocks_seize() {
+    synchronize_waits_for_out_of_order_blocks::<Seize>();
+}
+
+#[test]
+fn synchronize_waits_for_out_of_order_blocks_epoch() {
+    synchronize_waits_for_out_of_order_blocks::<Epoch>();
+}
+
+/// An object whose destructor retires `leaves` more objects on the same domain, enough to
+/// fill whole blocks, which are then handed to the backend from inside the destructor.
+struct Fan {
+    leaves: usize,
+    domain: *const (),
+    count: Arc<AtomicUsize>,
+}
+
+struct FanReclaim<D>(core::marker::PhantomData<D>);
+
+// SAFETY: reclaims a boxed `Fan` once and retires fresh, unshared boxes on the same live
+// domain (which outlives every reclaim here: it is dropped last and runs them itself).
+unsafe impl<D: Domain> Reclaim<Fan> for FanReclaim<D> {
+    unsafe fn reclaim(ptr: *mut Fan) {
+        // SAFETY: boxed, reclaimed once.
+        let f = unsafe { Box::from_raw(ptr) };
+        f.count.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..f.leaves {
+            let leaf = Box::into_raw(Box::new(Fan {
+                leaves: 0,
+                domain: f.domain,
+                count: f.count.clone(),
+            }));
+            // SAFETY: the domain is alive while it runs our destructor; `leaf` is unshared.
+            unsafe { (*(f.domain as *const D)).retire::<Fan, FanReclaim<D>>(leaf) };
+        }
+    }
+}
+
+/// Destructors that retire whole blocks again, during `synchronize` and during `Drop`.
+fn destructors_retire_full_blocks<D: Domain>() {
+    const LEAVES: usize = 200;
+    let count = Arc::new(AtomicUsize::new(0));
+    let domain = Box::new(D::default());
+    let dp = &*domain as *const D as *const ();
+    let root = || {
+        Box::into_raw(Box::new(Fan {
+            leaves: LEAVES,
+            domain: dp,
+            count: count.clone(),
+        }))
+    };
+    // SAFETY: unshared, retired once.
+    unsafe { domain.retire::<Fan, FanReclaim<D>>(root()) };
+    domain.synchronize();
+    assert!(count.load(Ordering::Relaxed) >= 1, "{}", D::NAME);
+    // The leaves were retired before this call (by the root's destructor).
+    domain.synchronize();
+    assert_eq!(count.load(Ordering::Relaxed), 1 + LEAVES, "{}", D::NAME);
+    assert_eq!(domain.pending(), 0, "{}", D::NAME);
+    // SAFETY: unshared, retired once.
+    unsafe { domain.retire::<Fan, FanReclaim<D>>(root()) };
+    drop(domain);
+    assert_eq!(
+        count.load(Ordering::Relaxed),
+        2 * (1 + LEAVES),
+        "{}",
+        D::NAME
+    );
+}
+
+#[test]
+fn destructors_retire_full_blocks_seize() {
+    destructors_retire_full_blocks::<Seize>();
+}
+
+#[test]
+fn destructors_retire_full_blocks_epoch() {
+    destructors_retire_full_blocks::<Epoch>();
+}
+
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "pinned by a crossbeam-epoch guard")]
+fn epoch_synchronize_while_pinned_panics_in_debug() {
+    let a = Epoch::default();
+    let b = Epoch::default();
+    let _g = b.enter();
+    a.synchronize();
+}

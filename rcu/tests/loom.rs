@@ -216,3 +216,62 @@ fn cache_shrink_waits_for_reader() {
         r.join().unwrap();
     });
 }
+
+/// An object that records its destruction.
+struct Flagged {
+    freed: Arc<rcu::sync::atomic::AtomicBool>,
+}
+
+struct SetFlag;
+
+// SAFETY: reclaims a boxed `Flagged` once; only stores to its shared flag.
+unsafe impl rcu::Reclaim<Flagged> for SetFlag {
+    unsafe fn reclaim(ptr: *mut Flagged) {
+        // SAFETY: from `Box::into_raw`, reclaimed once.
+        let f = unsafe { Box::from_raw(ptr) };
+        // Release: pairs with the Acquire loads after `synchronize` returns.
+        f.freed.store(true, Ordering::Release);
+    }
+}
+
+/// Two concurrent `synchronize` calls: neither returns before the object retired before
+/// both has been destroyed (one of them takes it; the other must not return early with an
+/// empty list while the first is still running its destructor).
+#[test]
+fn concurrent_synchronize_both_wait() {
+    loom::model(|| {
+        let domain = Arc::new(Seize::default());
+        let freed = Arc::new(rcu::sync::atomic::AtomicBool::new(false));
+        let obj = Box::into_raw(Box::new(Flagged {
+            freed: freed.clone(),
+        }));
+        // SAFETY: never shared, retired once.
+        unsafe { domain.retire::<Flagged, SetFlag>(obj) };
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (domain, freed) = (domain.clone(), freed.clone());
+                thread::spawn(move || {
+                    domain.synchronize();
+                    // Acquire: pairs with the Release store in the destructor.
+                    assert!(freed.load(Ordering::Acquire), "synchronize returned early");
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(domain.pending(), 0);
+    });
+}
+
+/// Debug builds catch `synchronize` under a guard of the same domain in the loom build too.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "would deadlock")]
+fn synchronize_under_own_guard_panics_in_debug() {
+    loom::model(|| {
+        let domain = Seize::default();
+        let _g = domain.enter();
+        domain.synchronize();
+    });
+}
