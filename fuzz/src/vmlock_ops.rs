@@ -435,6 +435,11 @@ impl PageModel {
             if old_len > new_len {
                 self.unmap_tail(old_addr + new_len, old_len - new_len)?;
             }
+            // The destination is checked like a MAP_FIXED mmap (unprivileged: EPERM below
+            // mmap_min_addr), after the target was cleared.
+            if new_addr < self.cfg.min_addr {
+                return Err(Errno::EPERM);
+            }
             let vma = self.vma_at(old_addr).unwrap_or(vma);
             self.move_range(vma, old_addr, old_len.min(new_len), new_addr, new_len);
             return Ok(new_addr);
@@ -488,6 +493,9 @@ impl PageModel {
             let e = p.end.min(end);
             let target = dst + (s - start);
             self.clear(target, target + (e - s));
+            if target < self.cfg.min_addr {
+                return Err(Errno::EPERM);
+            }
             self.move_range(p, s, e - s, target, e - s);
         }
         Ok(dst)

@@ -86,7 +86,19 @@ unsafe impl<T> Reclaim<T> for DropBox {
 /// # let last = slot.load(Ordering::Relaxed);
 /// # unsafe { domain.retire::<u64, DropBox>(last) };
 /// ```
-pub trait Domain: Default + Send + Sync + fmt::Debug + 'static {
+///
+/// # Safety
+///
+/// Data structures (such as `maple`'s tree) trust an implementation to keep the grace-period
+/// promise, and read memory on the strength of it. An implementation must guarantee that:
+///
+/// - [`retire`](Domain::retire) never runs `R::reclaim(ptr)` while a guard of this domain
+///   that was live at the time of the call is still live, and runs it at most once;
+/// - guards returned by [`enter`](Domain::enter) satisfy the [`Guard`] contract.
+///
+/// Only [`Seize`](crate::Seize) and [`Epoch`](crate::Epoch) are provided; implement it
+/// yourself only if you can prove both points.
+pub unsafe trait Domain: Default + Send + Sync + fmt::Debug + 'static {
     /// A read-side section. `!Send`; ends when dropped. Guards may nest.
     type Guard<'d>: Guard
     where
@@ -134,7 +146,14 @@ pub trait Domain: Default + Send + Sync + fmt::Debug + 'static {
 ///
 /// Pointers loaded through a guard stay valid (not reclaimed) while the guard lives, provided
 /// they were reachable when loaded.
-pub trait Guard {
+///
+/// # Safety
+///
+/// [`protect`](Guard::protect) and [`protect_word`](Guard::protect_word) must return the
+/// value they loaded from `src` (with at least the requested ordering), and that value must
+/// stay protected from reclamation by the guard's domain until the guard is dropped.
+/// Readers dereference what these methods return.
+pub unsafe trait Guard {
     /// Load a pointer that may be retired, protected for this guard's lifetime.
     ///
     /// `order` is what the caller needs (usually `Acquire`); the backend strengthens it as

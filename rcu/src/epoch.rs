@@ -121,7 +121,9 @@ impl Epoch {
     }
 }
 
-impl Domain for Epoch {
+// SAFETY: `retire` hands objects to the backend, which runs them only after every
+// guard live at the time has been dropped (see the backend notes above); at most once.
+unsafe impl Domain for Epoch {
     type Guard<'d> = EpochGuard<'d>;
 
     const NAME: &'static str = "epoch";
@@ -235,7 +237,9 @@ impl Drop for EpochGuard<'_> {
     }
 }
 
-impl Guard for EpochGuard<'_> {
+// SAFETY: both `protect` methods return exactly the loaded value, and this guard keeps
+// the domain's reclamation from running destructors for it until it is dropped.
+unsafe impl Guard for EpochGuard<'_> {
     #[inline]
     fn protect<T>(&self, src: &AtomicPtr<T>, order: Ordering) -> *mut T {
         // The caller's ordering (made valid for a load) suffices: pinning already issued the

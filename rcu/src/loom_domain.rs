@@ -131,7 +131,9 @@ macro_rules! loom_backend {
             }
         }
 
-        impl Domain for $name {
+        // SAFETY: `retire` hands objects to the backend, which runs them only after every
+        // guard live at the time has been dropped (see the backend notes above); at most once.
+        unsafe impl Domain for $name {
             type Guard<'d> = $guard<'d>;
             const NAME: &'static str = $label;
 
@@ -182,7 +184,9 @@ macro_rules! loom_backend {
             }
         }
 
-        impl Guard for $guard<'_> {
+        // SAFETY: both `protect` methods return exactly the loaded value, and this guard keeps
+        // the domain's reclamation from running destructors for it until it is dropped.
+        unsafe impl Guard for $guard<'_> {
             fn protect<T>(&self, src: &AtomicPtr<T>, order: Ordering) -> *mut T {
                 // Backend-specific strengthening, as in the real backend.
                 src.load($order(order))

@@ -163,7 +163,9 @@ impl Seize {
     }
 }
 
-impl Domain for Seize {
+// SAFETY: `retire` hands objects to the backend, which runs them only after every
+// guard live at the time has been dropped (see the backend notes above); at most once.
+unsafe impl Domain for Seize {
     type Guard<'d> = SeizeGuard<'d>;
 
     const NAME: &'static str = "seize";
@@ -279,7 +281,9 @@ impl Drop for SeizeGuard<'_> {
     }
 }
 
-impl Guard for SeizeGuard<'_> {
+// SAFETY: both `protect` methods return exactly the loaded value, and this guard keeps
+// the domain's reclamation from running destructors for it until it is dropped.
+unsafe impl Guard for SeizeGuard<'_> {
     #[inline]
     fn protect<T>(&self, src: &AtomicPtr<T>, order: Ordering) -> *mut T {
         // seize strengthens every protected load to SeqCst: paired with the barrier in

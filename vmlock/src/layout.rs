@@ -499,7 +499,7 @@ pub(crate) fn mremap<V: View>(
             return Plan::err(Errno::EINVAL);
         }
         if old_len == new_len {
-            return remap_move(v, old_addr, old_len, new_addr);
+            return remap_move(v, cfg, old_addr, old_len, new_addr);
         }
     }
     let mut o = Overlay::new(v);
@@ -533,6 +533,11 @@ pub(crate) fn mremap<V: View>(
             if let Err(e) = unmap_tail(&mut o, cfg, old_addr + new_len, old_len - new_len) {
                 return o.finish(Err(e));
             }
+        }
+        // The destination is then checked like a MAP_FIXED mmap (security_mmap_addr): an
+        // unprivileged process may not map below mmap_min_addr. The target stays cleared.
+        if new_addr < cfg.min_addr {
+            return o.finish(Err(Errno::EPERM));
         }
         let vma = o.vma_at(old_addr).unwrap_or(vma);
         move_range(
@@ -603,9 +608,10 @@ fn unmap_tail<V: View>(
 }
 
 /// `MREMAP_FIXED` without resizing: every VMA piece in `[start, start + len)` moves to the
-/// same offset from `dst`. Gaps are kept (their target is left alone); a gap at the start,
+/// same offset from `dst`. Gaps are kept (their target is left alone); a destination below
+/// `min_addr` is `EPERM` (after that piece's target was cleared); a gap at the start,
 /// or no VMA at all, is `EFAULT`.
-fn remap_move<V: View>(v: &V, start: usize, len: usize, dst: usize) -> Plan {
+fn remap_move<V: View>(v: &V, cfg: &MmConfig, start: usize, len: usize, dst: usize) -> Plan {
     let Some(end) = start.checked_add(len) else {
         return Plan::err(Errno::EFAULT);
     };
@@ -621,6 +627,11 @@ fn remap_move<V: View>(v: &V, start: usize, len: usize, dst: usize) -> Plan {
         let target = dst + (s - start);
         let vma = o.vma_at(s).unwrap_or(p);
         o.rewrite(target, target + (e - s), |_| Vec::new());
+        // Each piece's destination is checked like a MAP_FIXED mmap, after its target was
+        // cleared (pieces moved before it stay moved).
+        if target < cfg.min_addr {
+            return o.finish(Err(Errno::EPERM));
+        }
         let vma = o.vma_at(s).unwrap_or(vma);
         move_range(&mut o, vma, s, e - s, target, e - s);
     }

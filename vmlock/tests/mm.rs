@@ -394,3 +394,30 @@ fn largest_config_works_at_the_top() {
     assert_eq!(placed, top - 2 * PAGE);
     mm.validate().unwrap();
 }
+
+/// Fuzz finding V2: `mremap(MREMAP_FIXED)` to a destination below `min_addr` is `EPERM`, as
+/// a `MAP_FIXED` mmap there is (the kernel checks the destination like an mmap address).
+#[test]
+fn mremap_fixed_below_min_addr_is_eperm() {
+    let mm = Mm::new(MmConfig {
+        min_addr: 0x10000,
+        mmap_base: 0x100000,
+        task_size: 0x140000,
+    });
+    assert_eq!(mm.mmap(&anon(0x20000, 2, Prot::READ)), Ok(0x20000));
+    assert_eq!(mm.mmap(&anon(0x8000, 1, Prot::READ)), Err(Errno::EPERM));
+    let flags = RemapFlags::MAYMOVE | RemapFlags::FIXED;
+    // Equal lengths (the move-only path) and a resize both refuse the low destination.
+    assert_eq!(
+        mm.mremap(0x20000, 2 * PAGE, 2 * PAGE, flags, Some(0x4000)),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        mm.mremap(0x20000, 2 * PAGE, PAGE, flags, Some(0x4000)),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        mm.mremap(0x20000, PAGE, PAGE, flags, Some(0x30000)),
+        Ok(0x30000)
+    );
+}
