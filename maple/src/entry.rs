@@ -14,8 +14,22 @@ use std::sync::Arc;
 /// The hidden word conversions must round-trip: `into_word` returns a non-zero word that
 /// owns the value, `from_word` takes that ownership back exactly once, `word_ref` borrows
 /// it without taking ownership, and `retire_word` arranges for the value to be dropped
-/// after the domain's grace period. The crate's own implementations are the only ones
-/// tested; implement this for your own types only if you mirror them exactly.
+/// after the domain's grace period.
+///
+/// One word may sit in several slots at once: a store into the middle of a range leaves
+/// the same word on both sides. The tree counts such copies **by word value** and calls
+/// `from_word`/`retire_word` only when the last slot holding the word goes, so two
+/// independently owned values must never share a word unless dropping either one is the
+/// same as dropping the other (as for two `Arc` clones of one allocation).
+///
+/// `OWNED = false` promises that words own nothing: `from_word` and `retire_word` must
+/// then release nothing (the tree skips the counting and may drop such words any number
+/// of times, or never). `clone_word` must return a word that owns a value equal to the
+/// one behind its argument, reading that value only through a shared borrow (readers may
+/// hold `&T` to it at the same time).
+///
+/// The crate's own implementations are the only ones tested; implement this for your own
+/// types only if you mirror them exactly.
 pub unsafe trait Entry: Send + Sync + 'static {
     /// What a reader gets back: `&'a T` for pointers, the value itself for [`Value`].
     type Ref<'a>: Copy;
@@ -50,6 +64,23 @@ pub unsafe trait Entry: Send + Sync + 'static {
     #[doc(hidden)]
     unsafe fn retire_word<D: Domain>(domain: &D, word: usize);
 
+    /// Clone the value behind `word` into a new owning word, reading it only through a
+    /// shared borrow (concurrent readers may hold references to it).
+    ///
+    /// # Safety
+    /// `word` came from `into_word` and is alive for the duration of the call.
+    #[doc(hidden)]
+    unsafe fn clone_word(word: usize) -> usize
+    where
+        Self: Clone,
+    {
+        // SAFETY: the caller guarantees the word owns a live value; ManuallyDrop keeps that
+        // ownership where it is. Only correct for types whose `from_word` does not assert
+        // unique access to shared data (`Box` and `Arc` override this).
+        let e = core::mem::ManuallyDrop::new(unsafe { Self::from_word(word) });
+        Self::clone(&e).into_word()
+    }
+
     /// Format the value behind a word for dumps.
     #[doc(hidden)]
     fn fmt_word(word: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -57,15 +88,13 @@ pub unsafe trait Entry: Send + Sync + 'static {
     }
 }
 
-/// Clone the value behind `word` into a new word.
+/// Clone the value behind `word` into a new word (see [`Entry::clone_word`]).
 ///
 /// # Safety
 /// `word` came from `E::into_word` and is alive.
 pub(crate) unsafe fn clone_word<E: Entry + Clone>(word: usize) -> usize {
-    // SAFETY: the caller guarantees the word owns a live E; ManuallyDrop keeps that
-    // ownership where it is.
-    let e = core::mem::ManuallyDrop::new(unsafe { E::from_word(word) });
-    E::clone(&e).into_word()
+    // SAFETY: forwarded from the caller.
+    unsafe { E::clone_word(word) }
 }
 
 /// Drop the value behind `word` now.
@@ -103,6 +132,21 @@ unsafe impl<T: Send + Sync + 'static> Entry for Box<T> {
         // SAFETY: the caller guarantees the pointer is unreachable and retired once;
         // DropBox frees it the way it was allocated.
         unsafe { domain.retire::<T, DropBox>(word as *mut T) }
+    }
+
+    unsafe fn clone_word(word: usize) -> usize
+    where
+        Self: Clone,
+    {
+        let ptr = word as *mut T;
+        // SAFETY: `Box<T>` for a sized `T` is documented to be a single non-null pointer,
+        // so a local copy of the pointer can be viewed as a `&Box<T>` (the caller keeps the
+        // box alive). Cloning through that shared reference reads the value through a
+        // shared borrow only: unlike rebuilding the box with `Box::from_raw`, it asserts no
+        // unique access while readers hold `&T` to the same value. The view is never
+        // dropped or moved out of.
+        let b = unsafe { &*(&ptr as *const *mut T).cast::<Self>() };
+        Self::clone(b).into_word()
     }
 }
 
@@ -142,6 +186,17 @@ unsafe impl<T: Send + Sync + 'static> Entry for Arc<T> {
     unsafe fn retire_word<D: Domain>(domain: &D, word: usize) {
         // SAFETY: the caller guarantees the pointer is unreachable and retired once.
         unsafe { domain.retire::<T, DropArc>(word as *mut T) }
+    }
+
+    unsafe fn clone_word(word: usize) -> usize
+    where
+        Self: Clone,
+    {
+        // SAFETY: the word came from Arc::into_raw and its strong reference is alive
+        // (caller contract); the new strong reference is owned by the returned word, which
+        // is the same pointer (copies of one Arc share a word, counted by word).
+        unsafe { Arc::increment_strong_count(word as *const T) };
+        word
     }
 }
 

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 
 use rcu::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rcu::sync::{Mutex, MutexGuard};
-#[cfg(loom)]
-use rcu::DropBox;
 use rcu::{Domain, Seize};
 
 use crate::entry::{clone_word, drop_word, Entry};
@@ -18,8 +16,6 @@ use crate::error::{
     ValidateError,
 };
 use crate::raw::node::Item;
-#[cfg(loom)]
-use crate::raw::node::Node;
 use crate::raw::walk::{self, LeafCursor};
 use crate::raw::write::{Garbage, Mode};
 use crate::raw::{dump, gap, validate, RawTree, StoreKind};
@@ -48,6 +44,18 @@ use crate::raw::{dump, gap, validate, RawTree, StoreKind};
 /// let ranges: Vec<_> = r.iter().map(|(range, v)| (range, v.get())).collect();
 /// assert_eq!(ranges, [(10..=14, 1), (15..=16, 2), (17..=19, 1)]);
 /// ```
+///
+/// # Panics
+/// Bad input never panics (only misuse does: see [`MapleTree::lock`]), but entry types
+/// run user code: `Drop` (immediately for `&mut self` writes and when the tree drops, or
+/// later, from the domain, possibly on a writer's thread while it stores) and `Clone` (in
+/// `clone`). If such code panics inside a write, the tree stays **structurally valid and exact**:
+/// a store runs no user code until it has published its change and recorded all of its
+/// bookkeeping (`len`, shared-value counts, dead nodes), so [`MapleTree::validate`]
+/// passes and [`MapleTree::len`] is right afterwards. What that write was still handing
+/// over to the domain (old values, replaced nodes) may be leaked, never freed twice. The
+/// write lock is poisoned by such a panic; the tree ignores the poison, so later
+/// [`MapleTree::lock`] calls work normally.
 pub struct MapleTree<E: Entry, D: Domain = Seize> {
     raw: RawTree,
     domain: D,
@@ -58,8 +66,7 @@ pub struct MapleTree<E: Entry, D: Domain = Seize> {
     /// `alloc_cyclic` wrapped past `usize::MAX` and has not reported it yet.
     wrapped: AtomicBool,
     /// Recycled nodes: replaced nodes come back here after their grace period.
-    #[cfg(not(loom))]
-    pool: std::sync::Arc<crate::raw::pool::NodePool>,
+    pool: rcu::sync::Arc<crate::raw::pool::NodePool>,
     _entries: PhantomData<E>,
 }
 
@@ -119,6 +126,17 @@ fn thread_id() -> usize {
     1
 }
 
+/// The panic for [`MapleTree::lock`] re-entry, out of line to keep `lock` small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn reentrant_lock() -> ! {
+    panic!(
+        "MapleTree::lock called while this thread already holds the tree's write lock \
+         (re-entrant locking would deadlock); use the existing WriteGuard"
+    )
+}
+
 /// Convert any range to inclusive bounds; `None` if it is empty.
 pub(crate) fn bounds(r: &impl RangeBounds<usize>) -> Option<(usize, usize)> {
     let a = match r.start_bound() {
@@ -171,8 +189,7 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
             lock: Mutex::new(WriterState::default()),
             writer: AtomicUsize::new(0),
             wrapped: AtomicBool::new(false),
-            #[cfg(not(loom))]
-            pool: Default::default(),
+            pool: rcu::sync::Arc::new(Default::default()),
             _entries: PhantomData,
         }
     }
@@ -208,11 +225,32 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
 
     /// Become the one writer (blocks while another writer holds the lock). The guard is
     /// also a read section: it derefs to [`ReadGuard`].
+    ///
+    /// A poisoned lock (a panic inside an earlier write section) is taken over silently:
+    /// the tree stays valid and exact, see [`MapleTree`]'s "Panics" section.
+    ///
+    /// # Panics
+    /// If this thread already holds the tree's write lock (a live, or leaked, guard from an
+    /// earlier `lock()`): taking it twice is a programmer error that would otherwise
+    /// deadlock. Use the guard you already have.
+    ///
+    /// ```should_panic
+    /// use maple::{MapleTree, Value};
+    /// let t: MapleTree<Value> = MapleTree::new();
+    /// let _w = t.lock();
+    /// let _again = t.lock(); // panics: this thread already holds the write lock
+    /// ```
     pub fn lock(&self) -> WriteGuard<'_, E, D> {
+        let me = thread_id();
+        // Relaxed: equality with this thread's own identity can only be observed if this
+        // thread stored it (below) and has not cleared it (guard drop) since.
+        if cfg!(not(loom)) && self.writer.load(Ordering::Relaxed) == me {
+            reentrant_lock();
+        }
         let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // Relaxed: only read by this same thread (`thread_id` comparison) or compared for
         // inequality by others, who then take the lock.
-        self.writer.store(thread_id(), Ordering::Relaxed);
+        self.writer.store(me, Ordering::Relaxed);
         WriteGuard {
             read: self.read(),
             state: RefCell::new(lock),
@@ -271,22 +309,17 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
     /// assert_eq!(t.shrink(), 0);
     /// ```
     pub fn shrink(&self) -> usize {
-        #[cfg(not(loom))]
-        {
-            // Relaxed: as in `exclusive`.
-            let mut n = 0;
-            if self.writer.load(Ordering::Relaxed) != thread_id() {
-                let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-                n += st.garbage.spare.len();
-                // SAFETY: the stash holds unreferenced node allocations owned by the
-                // writer state, which we hold.
-                unsafe { crate::raw::pool::free_all(&st.garbage.spare) };
-                st.garbage.spare = Vec::new();
-            }
-            n + self.pool.shrink()
+        let mut n = 0;
+        // Relaxed: as in `exclusive` (under loom the lock is always taken, as there).
+        if cfg!(loom) || self.writer.load(Ordering::Relaxed) != thread_id() {
+            let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            n += st.garbage.spare.len();
+            // SAFETY: the stash holds unreferenced node allocations owned by the writer
+            // state, which we hold.
+            unsafe { crate::raw::pool::free_all(&st.garbage.spare) };
+            st.garbage.spare = Vec::new();
         }
-        #[cfg(loom)]
-        0
+        n + self.pool.shrink()
     }
 
     /// Check every structural invariant: pivots strictly increase inside each node's
@@ -363,13 +396,16 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
 
     /// Store with exclusive access: no readers exist, so in-place writes and direct frees.
     fn store_exclusive(&mut self, first: usize, last: usize, word: usize) {
-        let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // `&mut self`: no lock needed (and none taken, so a forgotten guard cannot
+        // deadlock this); a poisoned state is consistent, see the type's docs.
+        let st = self.lock.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut g = core::mem::take(&mut st.garbage);
         // SAFETY: `&mut self` excludes readers and other writers; the word is owned.
         unsafe { self.raw.store(first, last, word, Mode::Exclusive, &mut g) };
+        // Bookkeeping before any foreign code (the drops below run user `Drop`).
+        st.resolve::<E>(&mut g);
         g.dedup();
         for &n in &g.nodes {
-            #[cfg(not(loom))]
             if g.spare.len() < crate::raw::pool::POOL_CAP {
                 // Unlinked and unreachable (no readers exist): reuse it directly.
                 g.spare.push(n.addr());
@@ -378,7 +414,6 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
             // SAFETY: unlinked by the store and unreachable: no readers exist.
             unsafe { n.free() };
         }
-        st.resolve::<E>(&mut g);
         for &v in &g.values {
             // SAFETY: overwritten words owned by the tree, now unreachable.
             unsafe { drop_word::<E>(v) };
@@ -388,25 +423,26 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
     }
 
     /// Dispose of a write's garbage in RCU mode: mark nodes dead, retire nodes and values.
+    ///
+    /// Panic safety: everything the tree's own consistency depends on (the duplicate-word
+    /// counts, the dead marks, the list of nodes waiting for a batch) is recorded FIRST,
+    /// before any call into the domain. A domain call may run older destructors (user
+    /// `Drop` code) on this thread; if one panics, the words and nodes of this write not
+    /// yet handed over are leaked, never retired twice or lost from the counts.
     fn retire(&self, g: &mut Garbage, st: &mut WriterState) {
+        // 1. Bookkeeping only: no foreign code runs until every step here is done.
+        st.resolve::<E>(g);
         g.dedup();
         for &n in &g.nodes {
             // SAFETY: the store has published the replacement, so the node is unreachable
-            // for new readers; it is marked and retired exactly once (deduplicated).
-            unsafe {
-                n.mark_dead();
-                #[cfg(loom)]
-                self.domain.retire::<Node, DropBox>(n.addr() as *mut Node);
-            }
+            // for new readers; it is marked exactly once (deduplicated).
+            unsafe { n.mark_dead() };
         }
-        #[cfg(not(loom))]
-        {
-            g.dead.extend(g.nodes.iter().map(|n| n.addr()));
-            if g.dead.len() >= crate::raw::pool::BATCH_NODES {
-                self.retire_dead(g);
-            }
+        // 2. Hand over to the domain (may run foreign destructors, which may panic).
+        g.dead.extend(g.nodes.iter().map(|n| n.addr()));
+        if g.dead.len() >= crate::raw::pool::BATCH_NODES {
+            self.retire_dead(g);
         }
-        st.resolve::<E>(g);
         for &v in &g.values {
             // SAFETY: words whose last slot went are unreachable for new readers and are
             // retired once (shared words are counted in `WriterState::dups`).
@@ -416,17 +452,21 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
 
     /// Retire the nodes waiting in `g.dead` (unlinked and marked dead) as batches that
     /// return them to the node pool after their grace period; refill the writer's stash.
-    #[cfg(not(loom))]
     fn retire_dead(&self, g: &mut Garbage) {
         use crate::raw::pool::{self, Batch, RecycleBatch};
-        // SAFETY: the nodes are unlinked and marked dead and handed over once (the list is
-        // cleared below); the domain reclaims each batch after its grace period.
+        // Taken out first: if a domain call panics (a foreign destructor run during the
+        // hand-off), the nodes not yet handed over are leaked with the taken list instead
+        // of staying in `g.dead` to be retired a second time by a later write.
+        let mut dead = core::mem::take(&mut g.dead);
+        // SAFETY: the nodes are unlinked and marked dead and handed over once (the list was
+        // taken out of `g`); the domain reclaims each batch after its grace period.
         unsafe {
-            pool::pack(&self.pool, &g.dead, |b| {
+            pool::pack(&self.pool, &dead, |b| {
                 self.domain.retire::<Batch, RecycleBatch>(b)
             })
         };
-        g.dead.clear();
+        dead.clear();
+        g.dead = dead;
         if g.spare.len() < 4 {
             self.pool.take_all(&mut g.spare);
         }
@@ -445,7 +485,8 @@ fn fmt_entry<E: Entry>(word: usize) -> String {
 
 impl<E: Entry, D: Domain> Drop for MapleTree<E, D> {
     fn drop(&mut self) {
-        let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // `&mut self`: no lock needed; a poisoned state is consistent (see the type docs).
+        let st = self.lock.get_mut().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `&mut self`: no readers or writers; a word in several slots is dropped
         // only at its last one (`dups`), so each owned value is dropped once.
         unsafe {
@@ -525,8 +566,9 @@ impl<E: Entry, D: Domain> Extend<(RangeInclusive<usize>, E)> for MapleTree<E, D>
             }
         }
         for (r, e) in v {
-            let (a, b) = (*r.start(), *r.end());
-            if a <= b {
+            // `bounds` honours an exhausted `RangeInclusive` (e.g. `5..=5` after `next()`),
+            // which `start()`/`end()` do not.
+            if let Some((a, b)) = bounds(&r) {
                 self.store_exclusive(a, b, e.into_word());
             }
         }
@@ -542,9 +584,8 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
     ) -> Result<(), Vec<(RangeInclusive<usize>, E)>> {
         let mut next: Option<usize> = Some(0);
         for (r, _) in &v {
-            let (a, b) = (*r.start(), *r.end());
-            match next {
-                Some(n) if a >= n && a <= b => next = b.checked_add(1),
+            match (next, bounds(r)) {
+                (Some(n), Some((a, b))) if a >= n => next = b.checked_add(1),
                 _ => return Err(v),
             }
         }
@@ -552,7 +593,9 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         let mut cur = 0usize;
         let mut at_end = false;
         for (r, e) in v.into_iter() {
-            let (a, b) = (*r.start(), *r.end());
+            let Some((a, b)) = bounds(&r) else {
+                unreachable!("checked non-empty above")
+            };
             if a > cur {
                 items.push(Item {
                     piv: a - 1,
@@ -639,9 +682,10 @@ impl<E> ExactSizeIterator for IntoIter<E> {}
 impl<E: Entry, D: Domain> IntoIterator for MapleTree<E, D> {
     type Item = (RangeInclusive<usize>, E);
     type IntoIter = IntoIter<E>;
-    fn into_iter(self) -> IntoIter<E> {
+    fn into_iter(mut self) -> IntoIter<E> {
         let mut out = Vec::with_capacity(self.len());
-        let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Owned: no lock needed; a poisoned state is consistent (see the type docs).
+        let st = self.lock.get_mut().unwrap_or_else(|e| e.into_inner());
         // SAFETY: owning `self`: no readers or writers; every owned word is taken back
         // once (a value shared by several ranges at its last range) and the tree is left
         // empty, so its Drop frees nothing twice.
@@ -652,7 +696,6 @@ impl<E: Entry, D: Domain> IntoIterator for MapleTree<E, D> {
                 }
             })
         };
-        drop(st);
         IntoIter {
             inner: out.into_iter(),
         }
@@ -900,12 +943,9 @@ impl<E: Entry, D: Domain> Drop for WriteGuard<'_, E, D> {
         // Relaxed: see `MapleTree::lock`; cleared before the lock is released (fields drop
         // after this body).
         self.read.tree.writer.store(0, Ordering::Relaxed);
-        #[cfg(not(loom))]
-        {
-            let st = &mut *self.state.borrow_mut();
-            if !st.garbage.dead.is_empty() {
-                self.read.tree.retire_dead(&mut st.garbage);
-            }
+        let st = &mut *self.state.borrow_mut();
+        if !st.garbage.dead.is_empty() {
+            self.read.tree.retire_dead(&mut st.garbage);
         }
     }
 }
@@ -919,6 +959,10 @@ impl<E: Entry, D: Domain> WriteGuard<'_, E, D> {
     fn write(&self, first: usize, last: usize, word: usize) -> StoreKind {
         let mut st = self.state.borrow_mut();
         let mut g = core::mem::take(&mut st.garbage);
+        // The engine treats entry words as opaque and runs no user code: it finishes the
+        // store (new nodes, `len`, publishing) before anything below can panic. If a
+        // domain call in `retire` panics, `g` is dropped with what it still lists (leaked,
+        // never retired twice) and the writer state keeps a fresh, empty `Garbage`.
         // SAFETY: we hold the write lock; `word` is 0 or an owned entry word.
         let kind = unsafe { self.tree().raw.store(first, last, word, Mode::Rcu, &mut g) };
         self.tree().retire(&mut g, &mut st);

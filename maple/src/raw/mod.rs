@@ -6,7 +6,6 @@ pub(crate) mod build;
 pub(crate) mod dump;
 pub(crate) mod gap;
 pub(crate) mod node;
-#[cfg(not(loom))]
 pub(crate) mod pool;
 pub(crate) mod stack;
 pub(crate) mod validate;

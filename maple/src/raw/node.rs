@@ -227,8 +227,12 @@ impl NodePtr {
     pub(crate) unsafe fn is_dead(self) -> bool {
         // SAFETY: forwarded from the caller.
         let n = unsafe { self.node() };
-        // Acquire: keeps the reader's earlier slot load ordered before this check, so a
-        // "not dead" answer means the slot was read while the node was still live.
+        // Acquire: pairs with `mark_dead`'s Release, which the writer issues after it
+        // published the replacement (new root or parent slot). A reader that sees the mark
+        // and restarts is thus guaranteed to see the replacement, so it cannot meet this
+        // dead node again (the progress argument). It does NOT order the reader's earlier
+        // slot load before this check (an Acquire load only orders later accesses): that
+        // load stays safe because the node's memory lives for the whole read section.
         n.parent.load(Ordering::Acquire) == self.addr()
     }
 
@@ -394,8 +398,8 @@ pub(crate) unsafe fn build_node_in(
     };
     #[cfg(loom)]
     let p = {
-        // Loom atomics are not plain words: build through the constructor (no recycling).
-        let _ = stash;
+        // Loom atomics are not plain words: initialise the (recycled or fresh) memory with
+        // a whole `Node` built through the atomics' constructors.
         let mut words = [0usize; BODY_WORDS];
         for (i, w) in words.iter_mut().enumerate().take(ty.pivots()) {
             *w = if i < len { items[i].piv } else { max };
@@ -406,7 +410,13 @@ pub(crate) unsafe fn build_node_in(
                 words[ty.gap_base() + i] = it.gap;
             }
         }
-        NodePtr::alloc_with(ty, 0, &words)
+        let raw = super::pool::raw_node(stash);
+        debug_assert_eq!(raw as usize & TYPE_MASK, 0);
+        // SAFETY: `raw` is an exclusively owned allocation with `Node`'s layout; writing a
+        // whole `Node` initialises it (what it held before is plain memory: recycled nodes
+        // are never dropped in place). Published later with a Release store.
+        unsafe { raw.write(Node::with_words(0, &words)) };
+        NodePtr(raw as usize | ty as usize)
     };
     if !ty.is_leaf() {
         for it in items {

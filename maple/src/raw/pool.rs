@@ -26,9 +26,9 @@
 //! be reclaimed before it ends: recycling pays off across write sections (one lock per
 //! operation), not inside one long section.
 
-use std::sync::{Arc, Mutex};
-
 use rcu::sync::atomic::{AtomicUsize, Ordering};
+// loom's `Arc`/`Mutex` under `cfg(loom)`, so models can run the node cache too.
+use rcu::sync::{Arc, Mutex};
 use rcu::Reclaim;
 
 use super::node::Node;
@@ -47,12 +47,23 @@ pub(crate) const BATCH_NODES: usize = 12;
 /// # Invariants
 /// Every address in `free` is a node allocation (`Box<Node>` layout) that nothing else
 /// references: not reachable from any tree, past its grace period.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NodePool {
+    /// Poisoning is ignored: no user code and nothing that can panic (short of a failed
+    /// allocation, which aborts) runs while it is held, so the list is always consistent.
     free: Mutex<Vec<usize>>,
     /// `free.len()` as last stored under the lock: lets the writer skip the lock when the
     /// list is empty (a stale zero only delays reuse to a later write).
     count: AtomicUsize,
+}
+
+impl Default for NodePool {
+    fn default() -> Self {
+        NodePool {
+            free: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl NodePool {

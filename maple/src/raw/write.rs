@@ -103,11 +103,8 @@ pub(crate) struct Garbage {
 
 impl Drop for Garbage {
     fn drop(&mut self) {
-        #[cfg(not(loom))]
         // SAFETY: the field's invariant: unreferenced node allocations we own.
-        unsafe {
-            super::pool::free_all(&self.spare)
-        };
+        unsafe { super::pool::free_all(&self.spare) };
     }
 }
 
