@@ -167,6 +167,52 @@ pub unsafe trait Guard {
 
     /// Best-effort flush of pending retirements toward reclamation.
     fn flush(&self);
+
+    /// Load a pointer through this guard and borrow its target for as long as the guard is
+    /// borrowed: the reference cannot outlive the read-side section. `None` for null.
+    ///
+    /// ```
+    /// use rcu::{Domain, DropBox, Guard, Seize};
+    /// use rcu::sync::atomic::{AtomicPtr, Ordering};
+    ///
+    /// let domain = Seize::default();
+    /// let slot = AtomicPtr::new(Box::into_raw(Box::new(7u32)));
+    /// let guard = domain.enter();
+    /// // SAFETY: `slot` only ever holds null or boxed u32s retired through `domain`.
+    /// let seven: Option<&u32> = unsafe { guard.load(&slot, Ordering::Acquire) };
+    /// assert_eq!(seven, Some(&7));
+    /// drop(guard);
+    /// # let last = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    /// # unsafe { domain.retire::<u32, DropBox>(last) };
+    /// ```
+    ///
+    /// The borrow is tied to the guard, so keeping it past the section does not compile:
+    ///
+    /// ```compile_fail,E0505
+    /// use rcu::{Domain, Guard, Seize};
+    /// use rcu::sync::atomic::{AtomicPtr, Ordering};
+    ///
+    /// let domain = Seize::default();
+    /// let slot = AtomicPtr::new(Box::into_raw(Box::new(7u32)));
+    /// let guard = domain.enter();
+    /// let r = unsafe { guard.load(&slot, Ordering::Acquire) };
+    /// drop(guard);
+    /// assert_eq!(r, Some(&7));
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// Every non-null pointer that `src` holds while this guard lives points to a valid,
+    /// initialised `T` that is destroyed only by retiring it on this guard's domain after it
+    /// was unlinked, and nobody mutates the `T` except through shared-reference-safe means
+    /// (atomics, locks).
+    unsafe fn load<'g, T>(&'g self, src: &AtomicPtr<T>, order: Ordering) -> Option<&'g T> {
+        let p = self.protect(src, order);
+        // SAFETY: `protect` returned the loaded pointer (trait contract) and it stays
+        // unreclaimed until this guard drops, which the `'g` borrow outlives no further; the
+        // caller guarantees it is null or points to a valid `T` only shared-mutated.
+        unsafe { p.as_ref() }
+    }
 }
 
 /// Turn any ordering into one valid for a load, keeping its acquire half.
