@@ -84,6 +84,7 @@ unsafe impl<T> Reclaim<T> for DropBox {
 /// domain.synchronize();
 /// assert_eq!(domain.pending(), 0);
 /// # let last = slot.load(Ordering::Relaxed);
+/// # // SAFETY: `last` was boxed, is unlinked by the test's end, and is retired once.
 /// # unsafe { domain.retire::<u64, DropBox>(last) };
 /// ```
 ///
@@ -183,6 +184,7 @@ pub unsafe trait Guard {
     /// assert_eq!(seven, Some(&7));
     /// drop(guard);
     /// # let last = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    /// # // SAFETY: `last` was boxed, was just unlinked, and is retired once.
     /// # unsafe { domain.retire::<u32, DropBox>(last) };
     /// ```
     ///
@@ -195,6 +197,7 @@ pub unsafe trait Guard {
     /// let domain = Seize::default();
     /// let slot = AtomicPtr::new(Box::into_raw(Box::new(7u32)));
     /// let guard = domain.enter();
+    /// // SAFETY: `slot` only holds a boxed u32 (this example must fail to compile anyway).
     /// let r = unsafe { guard.load(&slot, Ordering::Acquire) };
     /// drop(guard);
     /// assert_eq!(r, Some(&7));

@@ -47,6 +47,7 @@
 //! domain.synchronize(); // wait until `old` has been destroyed
 //! assert_eq!(domain.pending(), 0);
 //! # let last = current.load(Ordering::Relaxed);
+//! # // SAFETY: `last` was boxed, is unlinked by the example's end, and is retired once.
 //! # unsafe { domain.retire::<Config, DropBox>(last) };
 //! ```
 //!
