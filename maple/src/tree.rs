@@ -4,7 +4,6 @@ use core::cell::RefCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds, RangeInclusive};
-use std::collections::HashMap;
 
 use rcu::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rcu::sync::{Mutex, MutexGuard};
@@ -15,10 +14,11 @@ use crate::error::{
     AllocError, AllocErrorKind, GapError, InsertError, InsertErrorKind, InvalidRange, StoreError,
     ValidateError,
 };
-use crate::raw::node::Item;
+use crate::raw::session::Session;
 use crate::raw::walk::{self, LeafCursor};
-use crate::raw::write::{Garbage, Mode};
-use crate::raw::{dump, gap, validate, RawTree, StoreKind};
+#[cfg(any(test, feature = "stats"))]
+use crate::raw::StoreKind;
+use crate::raw::{dump, gap, validate, RawTree};
 
 /// An RCU-safe B-tree mapping ranges of `usize` indices to entries.
 ///
@@ -59,57 +59,15 @@ use crate::raw::{dump, gap, validate, RawTree, StoreKind};
 pub struct MapleTree<E: Entry, D: Domain = Seize> {
     raw: RawTree,
     domain: D,
-    lock: Mutex<WriterState>,
+    /// The write lock, around the writer's session (the engine's bookkeeping between
+    /// writes).
+    lock: Mutex<Session>,
     /// Identity of the thread holding the write lock (0 when none), so `validate`, dumps
     /// and `clone` can run inside that thread's own write section without deadlocking.
     writer: AtomicUsize,
     /// `alloc_cyclic` wrapped past `usize::MAX` and has not reported it yet.
     wrapped: AtomicBool,
-    /// Recycled nodes: replaced nodes come back here after their grace period.
-    pool: rcu::sync::Arc<crate::raw::pool::NodePool>,
     _entries: PhantomData<E>,
-}
-
-/// State only the writer touches, kept inside the write lock.
-#[derive(Default, Debug)]
-struct WriterState {
-    /// For owning entry types: how many slots beyond the first hold each word. A store
-    /// into the middle of a range leaves the value on both sides; the value is retired
-    /// (or dropped) only when its last slot goes.
-    dups: HashMap<usize, usize>,
-    /// Reused between writes so a write allocates nothing for its bookkeeping.
-    garbage: Garbage,
-}
-
-impl WriterState {
-    /// Account for a write's duplicated and removed words; returns the words whose last
-    /// slot went (to be retired or dropped).
-    /// Leaves in `g.values` only the words to retire.
-    fn resolve<E: Entry>(&mut self, g: &mut Garbage) {
-        if !E::OWNED {
-            return;
-        }
-        for &w in &g.dup_added {
-            *self.dups.entry(w).or_insert(0) += 1;
-        }
-        if !self.dups.is_empty() {
-            g.values.retain(|&w| !self.release(w));
-        }
-    }
-
-    /// One slot holding `w` goes away: true if another slot still holds it.
-    fn release(&mut self, w: usize) -> bool {
-        match self.dups.get_mut(&w) {
-            Some(c) => {
-                *c -= 1;
-                if *c == 0 {
-                    self.dups.remove(&w);
-                }
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 /// An identity for the current thread (the address of a thread-local).
@@ -186,10 +144,9 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         MapleTree {
             raw: RawTree::new(alloc),
             domain,
-            lock: Mutex::new(WriterState::default()),
+            lock: Mutex::new(Session::default()),
             writer: AtomicUsize::new(0),
             wrapped: AtomicBool::new(false),
-            pool: rcu::sync::Arc::new(Default::default()),
             _entries: PhantomData,
         }
     }
@@ -312,14 +269,9 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         let mut n = 0;
         // Relaxed: as in `exclusive` (under loom the lock is always taken, as there).
         if cfg!(loom) || self.writer.load(Ordering::Relaxed) != thread_id() {
-            let mut st = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            n += st.garbage.spare.len();
-            // SAFETY: the stash holds unreferenced node allocations owned by the writer
-            // state, which we hold.
-            unsafe { crate::raw::pool::free_all(&st.garbage.spare) };
-            st.garbage.spare = Vec::new();
+            n += self.lock.lock().unwrap_or_else(|e| e.into_inner()).shrink();
         }
-        n + self.pool.shrink()
+        n + self.raw.pool.shrink()
     }
 
     /// Check every structural invariant: pivots strictly increase inside each node's
@@ -346,17 +298,17 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         self.exclusive(|| unsafe { dump::dot(&self.raw, &fmt_entry::<E>) })
     }
 
-    /// The kind of the last write (for white-box tests and curiosity).
-    #[doc(hidden)]
+    /// The kind of the last write (white-box tests; only with the `stats` feature).
+    #[cfg(any(test, feature = "stats"))]
     pub fn last_store_kind(&self) -> Option<StoreKind> {
-        self.raw.last_kind()
+        self.raw.kinds.last()
     }
 
-    /// How many times each [`StoreKind`] ran, in [`StoreKind::ALL`] order.
-    #[doc(hidden)]
+    /// How many times each [`StoreKind`] ran, in [`StoreKind::ALL`] order (only with the
+    /// `stats` feature).
+    #[cfg(any(test, feature = "stats"))]
     pub fn store_kind_counts(&self) -> [usize; StoreKind::COUNT] {
-        // Relaxed: statistics.
-        core::array::from_fn(|i| self.raw.kind_counts[i].load(Ordering::Relaxed))
+        self.raw.kinds.counts()
     }
 
     /// Overwrite `r` with `value` through `&mut self`: no reader can exist, so slot
@@ -397,79 +349,11 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
     /// Store with exclusive access: no readers exist, so in-place writes and direct frees.
     fn store_exclusive(&mut self, first: usize, last: usize, word: usize) {
         // `&mut self`: no lock needed (and none taken, so a forgotten guard cannot
-        // deadlock this); a poisoned state is consistent, see the type's docs.
+        // deadlock this); a poisoned session is consistent, see the type's docs.
         let st = self.lock.get_mut().unwrap_or_else(|e| e.into_inner());
-        let mut g = core::mem::take(&mut st.garbage);
-        // SAFETY: `&mut self` excludes readers and other writers; the word is owned.
-        unsafe { self.raw.store(first, last, word, Mode::Exclusive, &mut g) };
-        // Bookkeeping before any foreign code (the drops below run user `Drop`).
-        st.resolve::<E>(&mut g);
-        g.dedup();
-        for &n in &g.nodes {
-            if g.spare.len() < crate::raw::pool::POOL_CAP {
-                // Unlinked and unreachable (no readers exist): reuse it directly.
-                g.spare.push(n.addr());
-                continue;
-            }
-            // SAFETY: unlinked by the store and unreachable: no readers exist.
-            unsafe { n.free() };
-        }
-        for &v in &g.values {
-            // SAFETY: overwritten words owned by the tree, now unreachable.
-            unsafe { drop_word::<E>(v) };
-        }
-        g.clear();
-        st.garbage = g;
-    }
-
-    /// Dispose of a write's garbage in RCU mode: mark nodes dead, retire nodes and values.
-    ///
-    /// Panic safety: everything the tree's own consistency depends on (the duplicate-word
-    /// counts, the dead marks, the list of nodes waiting for a batch) is recorded FIRST,
-    /// before any call into the domain. A domain call may run older destructors (user
-    /// `Drop` code) on this thread; if one panics, the words and nodes of this write not
-    /// yet handed over are leaked, never retired twice or lost from the counts.
-    fn retire(&self, g: &mut Garbage, st: &mut WriterState) {
-        // 1. Bookkeeping only: no foreign code runs until every step here is done.
-        st.resolve::<E>(g);
-        g.dedup();
-        for &n in &g.nodes {
-            // SAFETY: the store has published the replacement, so the node is unreachable
-            // for new readers; it is marked exactly once (deduplicated).
-            unsafe { n.mark_dead() };
-        }
-        // 2. Hand over to the domain (may run foreign destructors, which may panic).
-        g.dead.extend(g.nodes.iter().map(|n| n.addr()));
-        if g.dead.len() >= crate::raw::pool::BATCH_NODES {
-            self.retire_dead(g);
-        }
-        for &v in &g.values {
-            // SAFETY: words whose last slot went are unreachable for new readers and are
-            // retired once (shared words are counted in `WriterState::dups`).
-            unsafe { E::retire_word(&self.domain, v) };
-        }
-    }
-
-    /// Retire the nodes waiting in `g.dead` (unlinked and marked dead) as batches that
-    /// return them to the node pool after their grace period; refill the writer's stash.
-    fn retire_dead(&self, g: &mut Garbage) {
-        use crate::raw::pool::{self, Batch, RecycleBatch};
-        // Taken out first: if a domain call panics (a foreign destructor run during the
-        // hand-off), the nodes not yet handed over are leaked with the taken list instead
-        // of staying in `g.dead` to be retired a second time by a later write.
-        let mut dead = core::mem::take(&mut g.dead);
-        // SAFETY: the nodes are unlinked and marked dead and handed over once (the list was
-        // taken out of `g`); the domain reclaims each batch after its grace period.
-        unsafe {
-            pool::pack(&self.pool, &dead, |b| {
-                self.domain.retire::<Batch, RecycleBatch>(b)
-            })
-        };
-        dead.clear();
-        g.dead = dead;
-        if g.spare.len() < 4 {
-            self.pool.take_all(&mut g.spare);
-        }
+        // SAFETY: `&mut self` excludes readers and other writers, and `st` is this tree's
+        // session; the word is an owned entry word (or 0).
+        unsafe { st.store_exclusive::<E>(&self.raw, first, last, word) };
     }
 }
 
@@ -589,40 +473,18 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
                 _ => return Err(v),
             }
         }
-        let mut items = Vec::with_capacity(v.len() * 2 + 1);
-        let mut cur = 0usize;
-        let mut at_end = false;
-        for (r, e) in v.into_iter() {
-            let Some((a, b)) = bounds(&r) else {
-                unreachable!("checked non-empty above")
-            };
-            if a > cur {
-                items.push(Item {
-                    piv: a - 1,
-                    slot: 0,
-                    gap: 0,
-                });
-            }
-            items.push(Item {
-                piv: b,
-                slot: e.into_word(),
-                gap: 0,
-            });
-            match b.checked_add(1) {
-                Some(n) => cur = n,
-                None => at_end = true,
-            }
-        }
-        if !at_end {
-            items.push(Item {
-                piv: usize::MAX,
-                slot: 0,
-                gap: 0,
-            });
-        }
-        // SAFETY: `&mut self`, empty tree, sorted items covering everything; the words are
-        // owned entries.
-        unsafe { self.raw.bulk_build(&items) };
+        let ranges: Vec<(usize, usize, usize)> = v
+            .into_iter()
+            .map(|(r, e)| {
+                let Some((a, b)) = bounds(&r) else {
+                    unreachable!("checked non-empty above")
+                };
+                (a, b, e.into_word())
+            })
+            .collect();
+        // SAFETY: `&mut self`, empty tree, sorted disjoint ranges; the words are owned
+        // entries handed to the tree.
+        unsafe { self.raw.bulk_build(&ranges) };
         Ok(())
     }
 }
@@ -922,7 +784,7 @@ impl<E: Entry, D: Domain> DoubleEndedIterator for Iter<'_, '_, E, D> {
 /// The tree's one writer; also a read section (derefs to [`ReadGuard`]). `!Send`.
 pub struct WriteGuard<'t, E: Entry, D: Domain = Seize> {
     read: ReadGuard<'t, E, D>,
-    state: RefCell<MutexGuard<'t, WriterState>>,
+    state: RefCell<MutexGuard<'t, Session>>,
 }
 
 impl<E: Entry, D: Domain> fmt::Debug for WriteGuard<'_, E, D> {
@@ -943,10 +805,9 @@ impl<E: Entry, D: Domain> Drop for WriteGuard<'_, E, D> {
         // Relaxed: see `MapleTree::lock`; cleared before the lock is released (fields drop
         // after this body).
         self.read.tree.writer.store(0, Ordering::Relaxed);
-        let st = &mut *self.state.borrow_mut();
-        if !st.garbage.dead.is_empty() {
-            self.read.tree.retire_dead(&mut st.garbage);
-        }
+        let tree = self.read.tree;
+        // SAFETY: we hold the tree's lock and its session; the domain is the tree's.
+        unsafe { self.state.borrow_mut().end_section(&tree.raw, &tree.domain) };
     }
 }
 
@@ -956,19 +817,17 @@ impl<E: Entry, D: Domain> WriteGuard<'_, E, D> {
     }
 
     /// Run one RCU-mode store and retire what it replaced.
-    fn write(&self, first: usize, last: usize, word: usize) -> StoreKind {
-        let mut st = self.state.borrow_mut();
-        let mut g = core::mem::take(&mut st.garbage);
-        // The engine treats entry words as opaque and runs no user code: it finishes the
-        // store (new nodes, `len`, publishing) before anything below can panic. If a
-        // domain call in `retire` panics, `g` is dropped with what it still lists (leaked,
-        // never retired twice) and the writer state keeps a fresh, empty `Garbage`.
-        // SAFETY: we hold the write lock; `word` is 0 or an owned entry word.
-        let kind = unsafe { self.tree().raw.store(first, last, word, Mode::Rcu, &mut g) };
-        self.tree().retire(&mut g, &mut st);
-        g.clear();
-        st.garbage = g;
-        kind
+    fn write(&self, first: usize, last: usize, word: usize) {
+        let tree = self.tree();
+        // The session finishes the store (new nodes, `len`, publishing, bookkeeping) before
+        // it runs any foreign code (see `raw::session` on panics).
+        // SAFETY: we hold the tree's lock and its session; the domain is the tree's; `word`
+        // is 0 or an owned entry word.
+        unsafe {
+            self.state
+                .borrow_mut()
+                .store::<E, D>(&tree.raw, &tree.domain, first, last, word)
+        };
     }
 
     /// Overwrite `[first, last]` with `value`: partly covered neighbours are trimmed, fully

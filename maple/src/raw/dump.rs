@@ -4,7 +4,7 @@ use core::fmt::Write;
 
 use rcu::sync::atomic::Ordering;
 
-use super::node::{decode, NodePtr, NodeType};
+use super::node::{NodePtr, NodeType};
 use super::RawTree;
 
 /// Formats an entry word.
@@ -46,16 +46,16 @@ unsafe fn text_node(
 ) {
     let pad = "  ".repeat(indent);
     // SAFETY: reachable, writers excluded.
-    let d = unsafe { decode(node, max) };
+    let d = unsafe { node.node() }.items(node.ty(), max);
     let _ = writeln!(
         out,
         "{pad}{} {:#x} [{min}, {max}] {} slots",
         node.ty().name(),
         node.addr(),
-        d.len
+        d.len()
     );
     let mut s = min;
-    for (i, it) in d.items().iter().enumerate() {
+    for (i, it) in d.iter().enumerate() {
         if node.ty().is_leaf() {
             let v = if it.slot == 0 {
                 "empty".to_string()
@@ -96,11 +96,11 @@ pub(crate) unsafe fn dot(tree: &RawTree, fmt_word: WordFmt<'_>) -> String {
 /// Writers excluded; `node` reachable.
 unsafe fn dot_node(out: &mut String, node: NodePtr, min: usize, max: usize, fmt_word: WordFmt<'_>) {
     // SAFETY: reachable, writers excluded.
-    let d = unsafe { decode(node, max) };
+    let d = unsafe { node.node() }.items(node.ty(), max);
     let id = node.addr();
     let mut label = format!("{}\\n[{min}, {max}]", node.ty().name());
     let mut s = min;
-    for (i, it) in d.items().iter().enumerate() {
+    for (i, it) in d.iter().enumerate() {
         let v = if node.ty().is_leaf() {
             if it.slot == 0 {
                 "-".to_string()
@@ -118,7 +118,7 @@ unsafe fn dot_node(out: &mut String, node: NodePtr, min: usize, max: usize, fmt_
     let _ = writeln!(out, "  n{id:x} [label=\"{label}\"];");
     if !node.ty().is_leaf() {
         let mut s = min;
-        for (i, it) in d.items().iter().enumerate() {
+        for (i, it) in d.iter().enumerate() {
             let _ = writeln!(out, "  n{id:x}:s{i} -> n{:x};", NodePtr(it.slot).addr());
             // SAFETY: reachable child.
             unsafe { dot_node(out, NodePtr(it.slot), s, it.piv, fmt_word) };

@@ -1,18 +1,28 @@
-//! The raw engine: node layout, reader walks, the write paths, gap search, validation,
-//! dumps and bulk construction. Everything here works on words; `tree.rs` wraps it in the
-//! typed, safe API.
+//! The raw engine. Everything here works on words; `tree.rs` wraps it in the typed, safe
+//! API.
+//!
+//! - [`node`]: the node layout, node pointers, the one decoder ([`node::Node::items`]) and
+//!   encoder ([`node::NodeImage`]);
+//! - [`pool`]: node memory (the writer's stash, the tree's shared pool, retire batches);
+//! - [`walk`]: the one descent ([`walk::descend`]) and the readers built on it;
+//! - [`write`]: the write paths: classify a store, then one function per kind;
+//! - [`session`]: the writer's state between and around writes (garbage, the dead batch,
+//!   spare nodes, counts of values shared by several ranges);
+//! - [`gap`]: gap search; [`build`]: bulk construction, duplication, teardown;
+//!   [`validate`], [`dump`].
 
 pub(crate) mod build;
 pub(crate) mod dump;
 pub(crate) mod gap;
 pub(crate) mod node;
 pub(crate) mod pool;
+pub(crate) mod session;
 pub(crate) mod stack;
 pub(crate) mod validate;
 pub(crate) mod walk;
 pub(crate) mod write;
 
-use rcu::sync::atomic::{AtomicUsize, Ordering};
+use rcu::sync::atomic::AtomicUsize;
 
 pub use write::StoreKind;
 
@@ -31,10 +41,11 @@ pub(crate) struct RawTree {
     pub(crate) height: AtomicUsize,
     /// Allocation tree: internal nodes are arange_64 with gaps.
     pub(crate) alloc: bool,
-    /// 1 + the last [`StoreKind`] run, 0 before any write.
-    pub(crate) last_kind: AtomicUsize,
-    /// How many times each [`StoreKind`] ran.
-    pub(crate) kind_counts: [AtomicUsize; StoreKind::COUNT],
+    /// Recycled node memory: replaced nodes come back here after their grace period.
+    pub(crate) pool: rcu::sync::Arc<pool::NodePool>,
+    /// Which store kinds ran (tests and the `stats` feature only).
+    #[cfg(any(test, feature = "stats"))]
+    pub(crate) kinds: write::KindStats,
 }
 
 impl RawTree {
@@ -44,8 +55,9 @@ impl RawTree {
             len: AtomicUsize::new(0),
             height: AtomicUsize::new(0),
             alloc,
-            last_kind: AtomicUsize::new(0),
-            kind_counts: core::array::from_fn(|_| AtomicUsize::new(0)),
+            pool: Default::default(),
+            #[cfg(any(test, feature = "stats"))]
+            kinds: Default::default(),
         }
     }
 
@@ -57,21 +69,5 @@ impl RawTree {
         } else {
             node::NodeType::Range
         }
-    }
-
-    /// Record that `kind` ran.
-    pub(crate) fn note_kind(&self, kind: StoreKind) {
-        // Relaxed: statistics for tests, read after the write returned on the same thread
-        // or under the lock.
-        self.last_kind.store(kind as usize + 1, Ordering::Relaxed);
-        // Relaxed: as above.
-        self.kind_counts[kind as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The last store kind run, if any.
-    pub(crate) fn last_kind(&self) -> Option<StoreKind> {
-        // Relaxed: see `note_kind`.
-        let k = self.last_kind.load(Ordering::Relaxed);
-        StoreKind::ALL.get(k.wrapping_sub(1)).copied()
     }
 }

@@ -22,8 +22,22 @@
 //! which are free because nodes are 256-byte aligned. The parent word holds the parent's
 //! encoded pointer, 0 at the root, and the node's own address once the node is dead
 //! (unlinked and waiting for its grace period).
+//!
+//! This module reads and writes node words; it allocates nothing. New nodes are assembled
+//! in a [`NodeImage`] and written into memory the caller supplies (the writer takes it from
+//! its [`Stash`](super::pool::Stash)).
+//!
+//! # Provenance
+//! Node pointers travel as words (in slots, in the root, in the parent word), so a node's
+//! address is *exposed* once, when its memory is first written ([`NodeImage::write`]), and
+//! recovered with [`core::ptr::with_exposed_provenance`] in the one place nodes are
+//! dereferenced ([`NodePtr::node`]). Node memory comes from the global allocator and is
+//! only ever returned to it (never reused as another type), so the exposed provenance of an
+//! address is always that of the live allocation behind it.
 
 use rcu::sync::atomic::{AtomicUsize, Ordering};
+
+use super::stack::StackVec;
 
 /// Number of words after the parent word.
 pub(crate) const BODY_WORDS: usize = 31;
@@ -60,13 +74,23 @@ impl NodeType {
         self.slots() - 1
     }
 
-    /// Minimum number of used slots of a node that is neither the root nor right-most.
+    /// The structural minimum [`MapleTree::validate`](crate::MapleTree::validate) checks:
+    /// a node that is neither the root nor right-most holds at least this many slots.
     #[inline(always)]
     pub(crate) const fn min_occupancy(self) -> usize {
         match self {
             NodeType::Leaf | NodeType::Range => 6,
             NodeType::ARange => 4,
         }
+    }
+
+    /// A write that leaves a non-root node (right-most ones included) with fewer slots than
+    /// this rebalances it with a neighbour, as the kernel does: its `mt_min_slots` (6 and 4)
+    /// is compared with the index of the last slot, so a node of at most 6 (4) slots is
+    /// rebalanced. Matching it is what makes the tree shrink where the kernel's does.
+    #[inline(always)]
+    pub(crate) const fn underflow_below(self) -> usize {
+        self.min_occupancy() + 1
     }
 
     /// Index into [`Node::body`] of slot 0.
@@ -87,6 +111,12 @@ impl NodeType {
         matches!(self, NodeType::Leaf)
     }
 
+    /// Whether internal nodes of this type keep gaps.
+    #[inline(always)]
+    pub(crate) const fn has_gaps(self) -> bool {
+        matches!(self, NodeType::ARange)
+    }
+
     /// Short name used by dumps.
     pub(crate) const fn name(self) -> &'static str {
         match self {
@@ -100,9 +130,9 @@ impl NodeType {
 /// One tree node. See the module docs for the word layout.
 ///
 /// # Invariants
-/// While a node is reachable from the root, its pivots never change (in RCU mode) and
-/// its slots change only by single-word stores that keep every reader correct; all writes
-/// come from the one writer.
+/// While a node is reachable from the root in RCU mode, its pivots and gaps never change
+/// and its slots change only by single-word stores that keep every reader correct (an
+/// exact-fit overwrite); all writes come from the one writer.
 #[repr(C, align(256))] // 256-byte alignment frees the low 8 bits of a node address for tags
 pub(crate) struct Node {
     /// Parent's encoded pointer, 0 at the root, the node's own address once dead.
@@ -115,38 +145,133 @@ pub(crate) struct Node {
 const _: () = {
     assert!(core::mem::size_of::<Node>() == 256);
     assert!(core::mem::align_of::<Node>() == 256);
+    // A node image is written over a node as plain words.
+    assert!(core::mem::size_of::<[usize; 1 + BODY_WORDS]>() == 256);
     // leaf/range: 15 pivots + 16 slots fill the body exactly.
     assert!(NodeType::Leaf.pivots() + NodeType::Leaf.slots() == BODY_WORDS);
     // arange: 9 pivots + 10 slots + 10 gaps fit.
     assert!(NodeType::ARange.gap_base() + NodeType::ARange.slots() <= BODY_WORDS);
 };
 
+/// The slot of a node with `np` pivots that holds `index` (which lies inside the node's
+/// range): the first pivot `>= index`, or the last slot. Narrows to a quarter of the
+/// pivots with two probes, then scans at most four. Relaxed loads: pivots of a reachable
+/// node never change in RCU mode, and the Acquire load that reached the node ordered
+/// their initialisation before us (for the writer: it wrote them itself).
+#[inline(always)]
+pub(crate) fn slot_index(n: &Node, np: usize, index: usize) -> usize {
+    // Relaxed: see above.
+    let p = |i: usize| n.body[i].load(Ordering::Relaxed);
+    let mut off = 0;
+    if np == 15 {
+        if index > p(7) {
+            off = 8;
+        }
+        if index > p(off + 3) {
+            off += 4;
+        }
+    } else if index > p(np / 2) {
+        off = np / 2 + 1;
+    }
+    while off < np && index > p(off) {
+        off += 1;
+    }
+    off
+}
+
 impl Node {
-    /// A node with the given parent and body words.
-    fn with_words(parent: usize, words: &[usize; BODY_WORDS]) -> Node {
+    /// A node with the given parent and body words (loom builds nodes through the
+    /// atomics' constructors).
+    #[cfg(loom)]
+    pub(crate) fn with_words(parent: usize, words: &[usize; BODY_WORDS]) -> Node {
         Node {
             parent: AtomicUsize::new(parent),
             body: core::array::from_fn(|i| AtomicUsize::new(words[i])),
         }
     }
 
-    /// Pivot `i`.
+    /// Pivot `i` (in place, for per-word reads and stores).
     #[inline(always)]
     pub(crate) fn pivot(&self, _ty: NodeType, i: usize) -> &AtomicUsize {
         &self.body[i]
     }
 
-    /// Slot `i`.
+    /// Slot `i` (in place).
     #[inline(always)]
     pub(crate) fn slot(&self, ty: NodeType, i: usize) -> &AtomicUsize {
         &self.body[ty.slot_base() + i]
     }
 
-    /// Gap `i` (arange only).
+    /// Gap `i` (in place; arange only).
     #[inline(always)]
     pub(crate) fn gap(&self, ty: NodeType, i: usize) -> &AtomicUsize {
         debug_assert!(ty == NodeType::ARange);
         &self.body[ty.gap_base() + i]
+    }
+
+    /// The last index of slot `i` of a node of type `ty` whose maximum is `max` (writer
+    /// side, or a reader that tolerates a stale value: Relaxed).
+    #[inline(always)]
+    pub(crate) fn pivot_or_max(&self, ty: NodeType, i: usize, max: usize) -> usize {
+        if i < ty.pivots() {
+            // Relaxed: see `slot_index`.
+            self.pivot(ty, i).load(Ordering::Relaxed)
+        } else {
+            max
+        }
+    }
+
+    /// The range `[lo, hi]` of slot `off` of a node of type `ty` covering `[min, max]`: the
+    /// one child-range computation of the engine.
+    #[inline(always)]
+    pub(crate) fn slot_range(
+        &self,
+        ty: NodeType,
+        min: usize,
+        max: usize,
+        off: usize,
+    ) -> (usize, usize) {
+        let lo = if off == 0 {
+            min
+        } else {
+            // Relaxed: see `slot_index`.
+            self.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
+        };
+        (lo, self.pivot_or_max(ty, off, max))
+    }
+
+    /// Number of used slots of a node of type `ty` whose maximum is `max`: one past the
+    /// first pivot equal to the maximum (pivots past the end hold it).
+    #[inline(always)]
+    pub(crate) fn end(&self, ty: NodeType, max: usize) -> usize {
+        slot_index(self, ty.pivots(), max) + 1
+    }
+
+    /// The node's used items, decoded with Relaxed loads (writer side, or with writers
+    /// excluded). The engine's one node decoder.
+    pub(crate) fn items(&self, ty: NodeType, max: usize) -> Items<MAX_SLOTS> {
+        let mut out = Items::new();
+        let end = self.end(ty, max);
+        for i in 0..end {
+            out.push(self.item(ty, i, max));
+        }
+        out
+    }
+
+    /// Item `i` (pivot, slot and gap), Relaxed loads.
+    #[inline(always)]
+    pub(crate) fn item(&self, ty: NodeType, i: usize, max: usize) -> Item {
+        Item {
+            piv: self.pivot_or_max(ty, i, max),
+            // Relaxed: writer side (only the writer stores slots) or writers excluded.
+            slot: self.slot(ty, i).load(Ordering::Relaxed),
+            gap: if ty.has_gaps() {
+                // Relaxed: as above.
+                self.gap(ty, i).load(Ordering::Relaxed)
+            } else {
+                0
+            },
+        }
     }
 }
 
@@ -157,14 +282,6 @@ pub(crate) struct NodePtr(pub(crate) usize);
 const TYPE_MASK: usize = 0xff;
 
 impl NodePtr {
-    /// Allocate a node of type `ty` with the given parent and body words (constructing
-    /// the atomics with their values: no stores, which also keeps loom models small).
-    pub(crate) fn alloc_with(ty: NodeType, parent: usize, words: &[usize; BODY_WORDS]) -> NodePtr {
-        let addr = Box::into_raw(Box::new(Node::with_words(parent, words))) as usize;
-        debug_assert_eq!(addr & TYPE_MASK, 0);
-        NodePtr(addr | ty as usize)
-    }
-
     /// The node's type.
     #[inline(always)]
     pub(crate) fn ty(self) -> NodeType {
@@ -204,19 +321,11 @@ impl NodePtr {
     /// the writer that owns it, or a reader inside a section that reached it).
     #[inline(always)]
     pub(crate) unsafe fn node<'a>(self) -> &'a Node {
-        // SAFETY: the caller guarantees the allocation is live for 'a; the address came
-        // from `Box<Node>` so it is aligned and points to an initialised Node.
-        unsafe { &*(self.addr() as *const Node) }
-    }
-
-    /// Free the node immediately.
-    ///
-    /// # Safety
-    /// No reader or writer may use the node afterwards, and it must not be freed twice.
-    pub(crate) unsafe fn free(self) {
-        // SAFETY: the address came from Box::into_raw in `alloc` and the caller guarantees
-        // it is freed once and never used again.
-        drop(unsafe { Box::from_raw(self.addr() as *mut Node) });
+        // Exposed in `NodeImage::write` (module docs, "Provenance").
+        let p = core::ptr::with_exposed_provenance::<Node>(self.addr());
+        // SAFETY: the caller guarantees the allocation is live for 'a; it holds an
+        // initialised, 256-aligned `Node` (written by `NodeImage::write`).
+        unsafe { &*p }
     }
 
     /// Whether the node has been marked dead (reader-side check).
@@ -239,7 +348,8 @@ impl NodePtr {
     /// Mark the node dead so readers that reach it restart.
     ///
     /// # Safety
-    /// The node must already be unreachable from the root for new readers.
+    /// The node is live, and already unreachable from the root for new readers (its
+    /// replacement has been published).
     pub(crate) unsafe fn mark_dead(self) {
         // SAFETY: forwarded from the caller (the node is still allocated).
         let n = unsafe { self.node() };
@@ -249,7 +359,7 @@ impl NodePtr {
     }
 }
 
-/// One (pivot, slot, gap) triple of a decoded node or a big node.
+/// One (pivot, slot, gap) triple: the unit the writer moves between nodes.
 ///
 /// `piv` is the last index the slot covers; `slot` is an entry word (leaves, 0 = empty) or
 /// an encoded child pointer; `gap` is the child's largest free run (arange parents only).
@@ -260,174 +370,161 @@ pub(crate) struct Item {
     pub(crate) gap: usize,
 }
 
-/// A writer-side copy of a node's used slots.
-#[derive(Clone, Copy)]
-pub(crate) struct Decoded {
-    pub(crate) len: usize,
-    pub(crate) items: [Item; MAX_SLOTS],
-}
+/// The engine's one item container: up to `N` items inline (a decoded node, the items of
+/// one level of a rewrite, the new nodes of a level).
+pub(crate) type Items<const N: usize> = StackVec<Item, N>;
 
-impl Decoded {
-    /// The used items.
+impl<const N: usize> Items<N> {
+    /// Append a leaf item; an empty item right after an empty one widens it instead, so
+    /// empty ranges stay merged.
     #[inline]
-    pub(crate) fn items(&self) -> &[Item] {
-        &self.items[..self.len]
-    }
-}
-
-/// Number of used slots of `node` whose maximum is `max` (Relaxed loads: writer side or a
-/// reader that only needs a hint).
-///
-/// # Safety
-/// `node` must be live.
-#[inline]
-pub(crate) unsafe fn node_end(node: NodePtr, max: usize) -> usize {
-    let ty = node.ty();
-    // SAFETY: forwarded.
-    let n = unsafe { node.node() };
-    for i in 0..ty.pivots() {
-        // Relaxed: pivots of a reachable node are immutable once published.
-        if n.pivot(ty, i).load(Ordering::Relaxed) >= max {
-            return i + 1;
+    pub(crate) fn push_leaf(&mut self, it: Item) {
+        if it.slot == 0 {
+            if let Some(prev) = self.last_mut() {
+                if prev.slot == 0 {
+                    prev.piv = it.piv;
+                    return;
+                }
+            }
         }
+        self.push(it);
     }
-    ty.slots()
 }
 
-/// Decode `node` (maximum `max`) into items. Writer side: Relaxed loads (the writer is the
-/// only thread that stores to nodes).
-///
-/// # Safety
-/// `node` must be live.
-pub(crate) unsafe fn decode(node: NodePtr, max: usize) -> Decoded {
-    let ty = node.ty();
-    // SAFETY: forwarded.
-    let n = unsafe { node.node() };
-    let mut d = Decoded {
-        len: 0,
-        items: [Item::default(); MAX_SLOTS],
-    };
-    for i in 0..ty.slots() {
-        let piv = if i < ty.pivots() {
-            // Relaxed: see above.
-            n.pivot(ty, i).load(Ordering::Relaxed)
-        } else {
-            max
-        };
-        let piv = piv.min(max);
-        // Relaxed: only the writer stores slots and gaps.
-        let slot = n.slot(ty, i).load(Ordering::Relaxed);
-        let gap = if ty == NodeType::ARange {
-            // Relaxed: as above.
-            n.gap(ty, i).load(Ordering::Relaxed)
-        } else {
-            0
-        };
-        d.items[i] = Item { piv, slot, gap };
-        d.len = i + 1;
-        if piv == max {
-            break;
-        }
-    }
-    d
-}
-
-/// Allocate and fill a node of type `ty` from `items` (the last item's pivot is the node's
-/// maximum). Children of an internal node get their parent word pointed at the new node.
-///
-/// # Safety
-/// Child pointers in `items` (internal types) must be live nodes owned by the writer.
-pub(crate) unsafe fn build_node(ty: NodeType, items: &[Item]) -> NodePtr {
-    // SAFETY: forwarded; an empty stash holds no addresses.
-    unsafe { build_node_in(&mut Vec::new(), ty, items) }
-}
-
-/// [`build_node`], taking the node's memory from `stash` (recycled nodes) when it has any.
-///
-/// # Safety
-/// As for [`build_node`], and every address in `stash` is an unreferenced node allocation
-/// (`Box<Node>` layout) owned by the caller.
-pub(crate) unsafe fn build_node_in(
-    stash: &mut Vec<usize>,
+/// A node's words assembled privately (in index order), then written into fresh memory in
+/// one go: the engine's one node encoder.
+pub(crate) struct NodeImage {
     ty: NodeType,
-    items: &[Item],
-) -> NodePtr {
-    let len = items.len();
-    debug_assert!(len > 0 && len <= ty.slots());
-    let max = items[len - 1].piv;
-    #[cfg(not(loom))]
-    let p = {
-        let raw = super::pool::raw_node(stash);
-        debug_assert_eq!(raw as usize & TYPE_MASK, 0);
-        let w = raw.cast::<usize>();
-        // SAFETY: `raw` is an exclusively owned allocation of `Node`'s size; `AtomicUsize`
-        // has the same in-memory representation as `usize`, so writing all 32 words
-        // initialises the node. The node is private until it is published with a Release
-        // store of its pointer, which orders this initialisation before any reader sees it.
-        unsafe {
-            w.write(0);
-            let body = w.add(1);
-            let np = ty.pivots();
-            for (i, it) in items[..len.min(np)].iter().enumerate() {
-                body.add(i).write(it.piv);
-            }
-            for i in len.min(np)..np {
-                body.add(i).write(max);
-            }
-            let sb = body.add(ty.slot_base());
-            for (i, it) in items.iter().enumerate() {
-                sb.add(i).write(it.slot);
-            }
-            for i in len..ty.slots() {
-                sb.add(i).write(0);
-            }
-            if ty == NodeType::ARange {
-                let gb = body.add(ty.gap_base());
-                for (i, it) in items.iter().enumerate() {
-                    gb.add(i).write(it.gap);
-                }
-                for i in len..ty.slots() {
-                    gb.add(i).write(0);
-                }
-                for i in ty.gap_base() + ty.slots()..BODY_WORDS {
-                    body.add(i).write(0);
-                }
-            }
-        }
-        NodePtr(raw as usize | ty as usize)
-    };
-    #[cfg(loom)]
-    let p = {
-        // Loom atomics are not plain words: initialise the (recycled or fresh) memory with
-        // a whole `Node` built through the atomics' constructors.
-        let mut words = [0usize; BODY_WORDS];
-        for (i, w) in words.iter_mut().enumerate().take(ty.pivots()) {
-            *w = if i < len { items[i].piv } else { max };
-        }
-        for (i, it) in items.iter().enumerate() {
-            words[ty.slot_base() + i] = it.slot;
-            if ty == NodeType::ARange {
-                words[ty.gap_base() + i] = it.gap;
-            }
-        }
-        let raw = super::pool::raw_node(stash);
-        debug_assert_eq!(raw as usize & TYPE_MASK, 0);
-        // SAFETY: `raw` is an exclusively owned allocation with `Node`'s layout; writing a
-        // whole `Node` initialises it (what it held before is plain memory: recycled nodes
-        // are never dropped in place). Published later with a Release store.
-        unsafe { raw.write(Node::with_words(0, &words)) };
-        NodePtr(raw as usize | ty as usize)
-    };
-    if !ty.is_leaf() {
-        for it in items {
-            // SAFETY: the caller guarantees children are live writer-owned nodes.
-            let c = unsafe { NodePtr(it.slot).node() };
-            // Relaxed: readers only compare the parent word with the node's own address;
-            // any non-self value reads as "live".
-            c.parent.store(p.0, Ordering::Relaxed);
+    len: usize,
+    /// `[parent, body...]`.
+    words: [usize; 1 + BODY_WORDS],
+}
+
+impl NodeImage {
+    /// An empty image of type `ty` (parent word 0).
+    #[inline(always)]
+    pub(crate) fn new(ty: NodeType) -> NodeImage {
+        NodeImage {
+            ty,
+            len: 0,
+            words: [0; 1 + BODY_WORDS],
         }
     }
-    p
+
+    /// An image holding `items` (the last item's pivot is the node's maximum).
+    #[inline]
+    pub(crate) fn from_items(ty: NodeType, items: &[Item]) -> NodeImage {
+        let mut m = NodeImage::new(ty);
+        for it in items {
+            m.push(*it);
+        }
+        m
+    }
+
+    /// Items pushed so far.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Append an item.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, it: Item) {
+        let (ty, i) = (self.ty, self.len);
+        assert!(i < ty.slots(), "maple: node image overflow (engine bug)");
+        if i < ty.pivots() {
+            self.words[1 + i] = it.piv;
+        }
+        self.words[1 + ty.slot_base() + i] = it.slot;
+        if ty.has_gaps() {
+            self.words[1 + ty.gap_base() + i] = it.gap;
+        }
+        self.len = i + 1;
+    }
+
+    /// Append items `from..to` of `src` (same type, maximum `src_max`).
+    #[inline(always)]
+    pub(crate) fn copy(&mut self, src: &Node, src_max: usize, from: usize, to: usize) {
+        for i in from..to {
+            self.push(src.item(self.ty, i, src_max));
+        }
+    }
+
+    /// Slot word `i`.
+    #[inline(always)]
+    pub(crate) fn slot(&self, i: usize) -> usize {
+        self.words[1 + self.ty.slot_base() + i]
+    }
+
+    /// Largest free run of a leaf image whose minimum is `min` and maximum `max`; a run
+    /// covering the whole index space saturates at `usize::MAX`.
+    pub(crate) fn leaf_gap(&self, min: usize, max: usize) -> usize {
+        let (ty, mut start, mut best) = (self.ty, min, 0);
+        for i in 0..self.len {
+            let piv = if i < ty.pivots() {
+                self.words[1 + i]
+            } else {
+                max
+            };
+            if self.slot(i) == 0 {
+                best = best.max((piv - start).saturating_add(1));
+            }
+            start = piv.wrapping_add(1);
+        }
+        best
+    }
+
+    /// Write the image into `mem` as a node whose maximum is `max` (pivots past the last
+    /// item get the maximum) and return its pointer. Children of an internal node are not
+    /// re-parented here (see [`adopt_children`]).
+    ///
+    /// # Safety
+    /// `mem` is valid for writes of a `Node`, 256-aligned, and exclusively owned by the
+    /// caller (never reachable by another thread before it is published with a Release
+    /// store, which orders these writes before any reader's Acquire load of the pointer).
+    #[inline]
+    pub(crate) unsafe fn write(mut self, mem: *mut Node, max: usize) -> NodePtr {
+        let ty = self.ty;
+        debug_assert!(self.len > 0);
+        for i in self.len.saturating_sub(1)..ty.pivots() {
+            self.words[1 + i] = max;
+        }
+        #[cfg(not(loom))]
+        // SAFETY: the caller's contract; `AtomicUsize` has the layout of `usize`, so 32
+        // plain words initialise the node (size checked at compile time above).
+        unsafe {
+            mem.cast::<[usize; 1 + BODY_WORDS]>().write(self.words)
+        };
+        #[cfg(loom)]
+        {
+            // Loom atomics are not plain words: build a whole `Node` through the atomics'
+            // constructors (what the memory held before is never dropped in place).
+            let mut body = [0usize; BODY_WORDS];
+            body.copy_from_slice(&self.words[1..]);
+            // SAFETY: the caller's contract.
+            unsafe { mem.write(Node::with_words(self.words[0], &body)) };
+        }
+        // Exposed once here, recovered in `NodePtr::node` (module docs).
+        let addr = mem.expose_provenance();
+        debug_assert_eq!(addr & TYPE_MASK, 0);
+        NodePtr(addr | ty as usize)
+    }
+}
+
+/// Point the parent word of every child in `children` (the items of the internal node `p`)
+/// at `p`.
+///
+/// # Safety
+/// The children are live nodes owned by the writer (the caller).
+pub(crate) unsafe fn adopt_children(p: NodePtr, children: &[Item]) {
+    debug_assert!(!p.is_leaf());
+    for it in children {
+        // SAFETY: the caller's contract.
+        let cn = unsafe { NodePtr(it.slot).node() };
+        // Relaxed: readers only compare the parent word with the node's own address; any
+        // other value reads as "live".
+        cn.parent.store(p.0, Ordering::Relaxed);
+    }
 }
 
 /// Largest free run in a leaf's items, given the leaf's minimum. A run covering the whole

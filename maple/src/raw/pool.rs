@@ -1,30 +1,28 @@
-//! Node recycling: a bounded per-tree cache of node memory.
+//! Node memory: the writer's private [`Stash`] and the tree's shared [`NodePool`].
 //!
 //! Allocating a 256-byte, 256-aligned node goes through the allocator's aligned path, which
 //! is several times dearer than the rest of a small write. So nodes a write replaces do not
-//! go back to the allocator: after their grace period they return to the tree's
-//! [`NodePool`], and later writes take their memory from there first.
+//! go back to the allocator: after their grace period they return to the tree's pool, and
+//! later writes take their memory from there first.
 //!
-//! The flow, for one RCU-mode write:
+//! The flow, for RCU-mode writes (see `raw::session` for the writer's side):
 //!
-//! 1. the writer builds new nodes, taking memory from its private stash
-//!    ([`Garbage::spare`](super::write::Garbage), only the writer touches it) before the
-//!    allocator;
-//! 2. the replaced nodes are marked dead at once, collected in
-//!    [`Garbage::dead`](super::write::Garbage) and packed into a [`Batch`] that is retired
-//!    **once** through the tree's domain when the write section ends (or the batch is full);
+//! 1. the writer builds new nodes in memory from its [`Stash`] (only the writer touches it)
+//!    before asking the allocator;
+//! 2. the nodes a write replaces are marked dead at once and collected in the session's
+//!    dead batch; [`pack`] puts them into a [`Batch`] that is retired through the tree's
+//!    domain as **one** object;
 //! 3. after the grace period the domain runs [`RecycleBatch::reclaim`], which moves the
 //!    nodes into the pool's shared list (bounded by [`POOL_CAP`]; the excess goes to the
 //!    allocator);
-//! 4. when the writer's stash runs dry it takes the whole shared list at once.
+//! 4. when the stash runs low it takes the whole shared list at once ([`Stash::refill`]).
 //!
-//! Nothing is leaked: the stash is freed when the tree (its writer state) drops, the shared
-//! list when the last reference to the pool drops (the tree, or the last batch still
+//! Nothing is leaked: the stash is freed when the tree (its writer session) drops, the
+//! shared list when the last reference to the pool drops (the tree, or the last batch still
 //! waiting for its grace period), and `MapleTree::shrink` empties both on demand.
 //!
-//! A write section (`MapleTree::lock`) is itself a read section, so nothing it retires can
-//! be reclaimed before it ends: recycling pays off across write sections (one lock per
-//! operation), not inside one long section.
+//! Addresses are kept as words whose provenance was exposed when the memory was allocated
+//! (see `node`'s "Provenance"); they are turned back into pointers only to free them.
 
 use rcu::sync::atomic::{AtomicUsize, Ordering};
 // loom's `Arc`/`Mutex` under `cfg(loom)`, so models can run the node cache too.
@@ -34,19 +32,121 @@ use rcu::Reclaim;
 use super::node::Node;
 
 /// Most free nodes kept in a pool's shared list (32 KiB of nodes); more are freed. The
-/// writer's stash takes at most this many at once, so a tree caches at most twice this.
+/// stash takes at most this many at once, so a tree caches at most twice this.
 pub(crate) const POOL_CAP: usize = 128;
 
 /// Most nodes one [`Batch`] carries (the batch is 112 bytes: small blocks are the
 /// allocator's cheapest).
 pub(crate) const BATCH_NODES: usize = 12;
 
+/// The allocation layout of a node.
+fn layout() -> std::alloc::Layout {
+    std::alloc::Layout::new::<Node>()
+}
+
+/// Free node allocations.
+///
+/// # Safety
+/// Every address is an unreferenced node allocation (from [`Stash::take`]'s allocator
+/// path), freed once.
+pub(crate) unsafe fn free_all(nodes: &[usize]) {
+    for &a in nodes {
+        let p = core::ptr::with_exposed_provenance_mut::<u8>(a);
+        // SAFETY: the caller's contract: `a` came from the global allocator with `Node`'s
+        // layout, its provenance was exposed then, and it is freed once.
+        unsafe { std::alloc::dealloc(p, layout()) };
+    }
+}
+
+/// Fresh memory for one node from the global allocator, exclusively owned by the caller
+/// (its address exposed, see the module docs).
+pub(crate) fn alloc_node() -> *mut Node {
+    // SAFETY: `Node` has a non-zero size.
+    let p = unsafe { std::alloc::alloc(layout()) };
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout());
+    }
+    // Exposed so the address can travel as a word (module docs).
+    let _ = p.expose_provenance();
+    p.cast()
+}
+
+/// The writer's private supply of node memory.
+///
+/// # Invariants
+/// Every address in `spare` is an unreferenced node allocation owned by the stash.
+#[derive(Debug, Default)]
+pub(crate) struct Stash {
+    spare: Vec<usize>,
+}
+
+impl Stash {
+    /// Memory for one node: recycled if the stash has some, else fresh from the allocator.
+    /// The caller owns it: it must end up in a published node, back in a stash
+    /// ([`Stash::give`]), or freed.
+    #[inline]
+    pub(crate) fn take(&mut self) -> *mut Node {
+        match self.spare.pop() {
+            Some(a) => core::ptr::with_exposed_provenance_mut(a),
+            None => alloc_node(),
+        }
+    }
+
+    /// Hand node memory to the stash.
+    ///
+    /// # Safety
+    /// `addr` is an unreferenced node allocation (from [`Stash::take`]), handed over.
+    #[inline]
+    pub(crate) unsafe fn give(&mut self, addr: usize) {
+        // INVARIANT: the caller's contract.
+        self.spare.push(addr);
+    }
+
+    /// Number of spare nodes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.spare.len()
+    }
+
+    /// Take every free node of `pool`.
+    pub(crate) fn refill(&mut self, pool: &NodePool) {
+        // Relaxed: a hint; the lock below orders the list's contents.
+        if pool.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut f = pool.free.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed: as above (written under the lock).
+        pool.count.store(0, Ordering::Relaxed);
+        // INVARIANT: the pool's nodes are unreferenced (its invariant); they move here.
+        if self.spare.is_empty() {
+            core::mem::swap(&mut *f, &mut self.spare);
+        } else {
+            self.spare.append(&mut f);
+        }
+    }
+
+    /// Free every spare node; returns how many.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.spare.len();
+        // SAFETY: the type's invariant; the list is emptied right after.
+        unsafe { free_all(&self.spare) };
+        self.spare = Vec::new();
+        n
+    }
+}
+
+impl Drop for Stash {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// The shared part of a tree's node cache: free node addresses returned by reclaimed
 /// batches.
 ///
 /// # Invariants
-/// Every address in `free` is a node allocation (`Box<Node>` layout) that nothing else
-/// references: not reachable from any tree, past its grace period.
+/// Every address in `free` is a node allocation that nothing else references: not
+/// reachable from any tree, past its grace period.
 #[derive(Debug)]
 pub(crate) struct NodePool {
     /// Poisoning is ignored: no user code and nothing that can panic (short of a failed
@@ -67,22 +167,6 @@ impl Default for NodePool {
 }
 
 impl NodePool {
-    /// Move every free node into `stash` (which the caller owns exclusively).
-    pub(crate) fn take_all(&self, stash: &mut Vec<usize>) {
-        // Relaxed: a hint; the lock below orders the list's contents.
-        if self.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        // Relaxed: as above (written under the lock).
-        self.count.store(0, Ordering::Relaxed);
-        if stash.is_empty() {
-            core::mem::swap(&mut *f, stash);
-        } else {
-            stash.append(&mut f);
-        }
-    }
-
     /// Free every node in the shared list; returns how many.
     pub(crate) fn shrink(&self) -> usize {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
@@ -90,10 +174,9 @@ impl NodePool {
         self.count.store(0, Ordering::Relaxed);
         let v = core::mem::take(&mut *f);
         drop(f);
-        let n = v.len();
         // SAFETY: the pool's invariant: unreferenced node allocations.
         unsafe { free_all(&v) };
-        n
+        v.len()
     }
 
     /// Add `nodes` to the shared list, freeing those beyond [`POOL_CAP`].
@@ -103,6 +186,7 @@ impl NodePool {
     unsafe fn give(&self, nodes: &[usize]) {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let room = POOL_CAP.saturating_sub(f.len()).min(nodes.len());
+        // INVARIANT: the caller's contract.
         f.extend_from_slice(&nodes[..room]);
         // Relaxed: a hint, see `count`.
         self.count.store(f.len(), Ordering::Relaxed);
@@ -118,20 +202,8 @@ impl Drop for NodePool {
     }
 }
 
-/// Free node allocations.
-///
-/// # Safety
-/// Every address is an unreferenced node allocation, freed once.
-pub(crate) unsafe fn free_all(nodes: &[usize]) {
-    for &a in nodes {
-        // SAFETY: forwarded from the caller: `a` came from the global allocator with
-        // `Node`'s layout (`raw_node` or `Box<Node>`) and is freed once.
-        unsafe { std::alloc::dealloc(a as *mut u8, std::alloc::Layout::new::<Node>()) };
-    }
-}
-
-/// A block carrying retired nodes (and a reference to their pool) through one grace period:
-/// one allocation per write section, or per [`BATCH_NODES`] nodes in a long one.
+/// A block carrying retired nodes (and a reference to their pool) through one grace
+/// period.
 pub(crate) struct Batch {
     pool: Arc<NodePool>,
     len: usize,
@@ -139,23 +211,7 @@ pub(crate) struct Batch {
     nodes: [usize; BATCH_NODES],
 }
 
-/// Take a node allocation from `stash`, or from the allocator.
-pub(crate) fn raw_node(stash: &mut Vec<usize>) -> *mut Node {
-    match stash.pop() {
-        Some(a) => a as *mut Node,
-        None => {
-            let layout = std::alloc::Layout::new::<Node>();
-            // SAFETY: `Node` has a non-zero size.
-            let p = unsafe { std::alloc::alloc(layout) };
-            if p.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            p.cast()
-        }
-    }
-}
-
-/// Pack `nodes` (bare addresses of dead, unlinked nodes) into batches for `pool`, calling
+/// Pack `nodes` (addresses of dead, unlinked nodes) into batches for `pool`, calling
 /// `retire` once per batch (a `Box::into_raw` pointer).
 ///
 /// # Safety

@@ -42,6 +42,32 @@ impl<T: Copy, const N: usize> StackVec<T, N> {
     }
 }
 
+impl<T: Copy, const N: usize> StackVec<T, N> {
+    /// Append every item of `items`; panics (an engine bug) if they do not fit.
+    #[inline]
+    pub(crate) fn extend_from_slice(&mut self, items: &[T]) {
+        for &it in items {
+            self.push(it);
+        }
+    }
+
+    /// Insert `items` before the first item; panics (an engine bug) if they do not fit.
+    pub(crate) fn insert_front(&mut self, items: &[T]) {
+        let (k, len) = (items.len(), self.len);
+        assert!(
+            len + k <= N,
+            "maple: fixed buffer of {N} overflowed (engine bug)"
+        );
+        self.items.copy_within(0..len, k);
+        for (i, &it) in items.iter().enumerate() {
+            self.items[i] = MaybeUninit::new(it);
+        }
+        // INVARIANT: `items[..k]` were just written and `items[k..len + k]` hold the old
+        // initialised prefix.
+        self.len = len + k;
+    }
+}
+
 impl<T: Copy, const N: usize> Clone for StackVec<T, N> {
     fn clone(&self) -> Self {
         let mut c = Self::new();

@@ -7,10 +7,10 @@
 //! what it needs from a node, a reader checks the node's dead mark and restarts from the
 //! root if the node has been replaced, so it never acts on a node the writer has unlinked.
 
-use rcu::sync::atomic::Ordering;
+use rcu::sync::atomic::{AtomicUsize, Ordering};
 use rcu::Guard;
 
-use super::node::{Node, NodePtr};
+use super::node::{slot_index, NodePtr};
 use super::RawTree;
 
 /// One leaf slot as a reader saw it: `[min, max]` and the entry word (0 = empty).
@@ -30,28 +30,139 @@ pub(crate) struct LeafPos {
     pub(crate) slot: Slot,
 }
 
-/// The slot of a live node with `np` pivots that holds `index` (which lies inside the node's
-/// range): the first pivot `>= index`, or the last slot. Narrows to a quarter of the
-/// pivots with two probes, then scans at most four. Relaxed loads: pivots are immutable
-/// while a node is reachable (module docs).
+/// How a descent reads the slot words it follows, and whether it can meet dead nodes.
+pub(crate) trait Access {
+    /// Load a slot word: a child pointer or an entry word.
+    fn slot(&self, w: &AtomicUsize) -> usize;
+
+    /// Whether `node` (just read from) has been replaced: the descent then restarts.
+    ///
+    /// # Safety
+    /// `node` was reached by this descent (it is live for the accessor's section).
+    unsafe fn dead(&self, node: NodePtr) -> bool;
+}
+
+/// A reader's access: every slot word through the section's guard, and a dead check.
+pub(crate) struct Protected<'g, G>(pub(crate) &'g G);
+
+impl<G: Guard> Access for Protected<'_, G> {
+    #[inline(always)]
+    fn slot(&self, w: &AtomicUsize) -> usize {
+        // Acquire (via protect): the child node / value behind the word was initialised
+        // before the Release store that published it.
+        self.0.protect_word(w, Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    unsafe fn dead(&self, node: NodePtr) -> bool {
+        // SAFETY: reached under the section, so not freed before it ends.
+        unsafe { node.is_dead() }
+    }
+}
+
+/// The writer's access: it reads its own stores (Relaxed) and only ever reaches live nodes
+/// (it is the one thread that unlinks them).
+pub(crate) struct Owned;
+
+impl Access for Owned {
+    #[inline(always)]
+    fn slot(&self, w: &AtomicUsize) -> usize {
+        // Relaxed: only the writer stores slots.
+        w.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    unsafe fn dead(&self, _node: NodePtr) -> bool {
+        false
+    }
+}
+
+/// What a descent records of each level it passes.
+pub(crate) trait Visit {
+    /// Whether the descent tracks node and slot bounds (`load` does not need them).
+    const BOUNDS: bool;
+
+    /// The descent took slot `off` of `node`, which covers `[min, max]`.
+    fn level(&mut self, node: NodePtr, min: usize, max: usize, off: usize);
+}
+
+/// Record nothing, track no bounds.
+pub(crate) struct NoBounds;
+
+impl Visit for NoBounds {
+    const BOUNDS: bool = false;
+    #[inline(always)]
+    fn level(&mut self, _: NodePtr, _: usize, _: usize, _: usize) {}
+}
+
+/// Record nothing, track bounds.
+pub(crate) struct Bounds;
+
+impl Visit for Bounds {
+    const BOUNDS: bool = true;
+    #[inline(always)]
+    fn level(&mut self, _: NodePtr, _: usize, _: usize, _: usize) {}
+}
+
+/// The engine's one descent: from the node `root` (non-zero) to the leaf slot holding
+/// `index` (its bounds only when `V` tracks them), reporting every level to `v`. `None` if it met a dead node (the caller restarts
+/// from a fresh root load).
+///
+/// Pivots are loaded Relaxed: they never change while a node is reachable, and the Acquire
+/// load of the node pointer already ordered their initialisation before us.
+///
+/// # Safety
+/// `root` and every node reachable from it stay allocated while `a` is in use (a reader's
+/// section that loaded `root`, or the writer).
 #[inline(always)]
-pub(crate) fn slot_index(n: &Node, np: usize, index: usize) -> usize {
-    let p = |i: usize| n.body[i].load(Ordering::Relaxed);
-    let mut off = 0;
-    if np == 15 {
-        if index > p(7) {
-            off = 8;
+pub(crate) unsafe fn descend<A: Access, V: Visit>(
+    a: &A,
+    root: usize,
+    index: usize,
+    v: &mut V,
+) -> Option<LeafPos> {
+    let mut w = root;
+    let (mut min, mut max) = (0usize, usize::MAX);
+    loop {
+        let node = NodePtr(w);
+        // SAFETY: the caller's contract; `w` was loaded from the root or a live node.
+        let n = unsafe { node.node() };
+        // The pivot count straight from the tag bits: this loop is the hottest in the crate.
+        let np = node.pivot_count();
+        let off = slot_index(n, np, index);
+        let (lo, hi) = if V::BOUNDS {
+            // Relaxed: pivots are immutable while reachable (see above).
+            let p = |i: usize| n.body[i].load(Ordering::Relaxed);
+            (
+                if off == 0 { min } else { p(off - 1) + 1 },
+                if off < np { p(off) } else { max },
+            )
+        } else {
+            (0, 0)
+        };
+        // Slots start right after the pivots.
+        let child = a.slot(&n.body[np + off]);
+        // SAFETY: reached by this descent.
+        if unsafe { a.dead(node) } {
+            return None;
         }
-        if index > p(off + 3) {
-            off += 4;
+        v.level(node, min, max, off);
+        if node.is_leaf() {
+            return Some(LeafPos {
+                leaf: node,
+                leaf_min: min,
+                leaf_max: max,
+                slot: Slot {
+                    min: lo,
+                    max: hi,
+                    word: child,
+                },
+            });
         }
-    } else if index > p(np / 2) {
-        off = np / 2 + 1;
+        w = child;
+        min = lo;
+        max = hi;
     }
-    while off < np && index > p(off) {
-        off += 1;
-    }
-    off
 }
 
 /// Descend to the leaf slot holding `index`.
@@ -60,12 +171,12 @@ pub(crate) fn slot_index(n: &Node, np: usize, index: usize) -> usize {
 /// `g` must be a live section of the domain that `tree`'s writer retires nodes to.
 #[inline]
 pub(crate) unsafe fn walk<G: Guard>(tree: &RawTree, g: &G, index: usize) -> LeafPos {
-    'restart: loop {
+    let a = Protected(g);
+    loop {
         // Acquire (via protect): the root node's contents were written before it was
         // published with a Release store.
-        let mut w = g.protect_word(&tree.root, Ordering::Acquire);
-        let (mut min, mut max) = (0usize, usize::MAX);
-        if w == 0 {
+        let root = a.slot(&tree.root);
+        if root == 0 {
             return LeafPos {
                 leaf: NodePtr(0),
                 leaf_min: 0,
@@ -77,48 +188,9 @@ pub(crate) unsafe fn walk<G: Guard>(tree: &RawTree, g: &G, index: usize) -> Leaf
                 },
             };
         }
-        loop {
-            let node = NodePtr(w);
-            let ty = node.ty();
-            // SAFETY: `w` was loaded under the guard from a live node or the root, so the
-            // node is not freed before the guard ends.
-            let n = unsafe { node.node() };
-            let np = ty.pivots();
-            let off = slot_index(n, np, index);
-            // Relaxed: pivots are immutable while reachable (module docs).
-            let lo = if off == 0 {
-                min
-            } else {
-                n.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
-            };
-            // Relaxed: as above.
-            let hi = if off < np {
-                n.pivot(ty, off).load(Ordering::Relaxed)
-            } else {
-                max
-            };
-            // Acquire (via protect): the child node / value behind the word was initialised
-            // before the Release store that published it.
-            let child = g.protect_word(n.slot(ty, off), Ordering::Acquire);
-            // SAFETY: as above, the node is protected by the guard.
-            if unsafe { node.is_dead() } {
-                continue 'restart;
-            }
-            if ty.is_leaf() {
-                return LeafPos {
-                    leaf: node,
-                    leaf_min: min,
-                    leaf_max: max,
-                    slot: Slot {
-                        min: lo,
-                        max: hi,
-                        word: child,
-                    },
-                };
-            }
-            w = child;
-            min = lo;
-            max = hi;
+        // SAFETY: `root` was loaded under the live section `g`.
+        if let Some(f) = unsafe { descend(&a, root, index, &mut Bounds) } {
+            return f;
         }
     }
 }
@@ -129,29 +201,16 @@ pub(crate) unsafe fn walk<G: Guard>(tree: &RawTree, g: &G, index: usize) -> Leaf
 /// As for [`walk`].
 #[inline]
 pub(crate) unsafe fn load<G: Guard>(tree: &RawTree, g: &G, index: usize) -> usize {
-    'restart: loop {
+    let a = Protected(g);
+    loop {
         // Acquire (via protect): see `walk`.
-        let mut w = g.protect_word(&tree.root, Ordering::Acquire);
-        if w == 0 {
+        let root = a.slot(&tree.root);
+        if root == 0 {
             return 0;
         }
-        loop {
-            let node = NodePtr(w);
-            // SAFETY: protected by the guard, see `walk`.
-            let n = unsafe { node.node() };
-            // The type straight from the tag bits: this loop is the hottest in the crate.
-            let np = node.pivot_count();
-            let off = slot_index(n, np, index);
-            // Acquire (via protect): see `walk`. Slots start right after the pivots.
-            let child = g.protect_word(&n.body[np + off], Ordering::Acquire);
-            // SAFETY: protected by the guard.
-            if unsafe { node.is_dead() } {
-                continue 'restart;
-            }
-            if node.is_leaf() {
-                return child;
-            }
-            w = child;
+        // SAFETY: `root` was loaded under the live section `g`.
+        if let Some(f) = unsafe { descend(&a, root, index, &mut NoBounds) } {
+            return f.slot.word;
         }
     }
 }
