@@ -258,6 +258,33 @@ impl Node {
         out
     }
 
+    /// Every word of the node (parent first), read by the writer. Outside loom a plain
+    /// 256-byte copy: only the writer stores to nodes, so nothing can race with these
+    /// reads (readers only read too).
+    #[inline(always)]
+    pub(crate) fn words(&self) -> [usize; 1 + BODY_WORDS] {
+        #[cfg(not(loom))]
+        // SAFETY: `Node` is 32 `AtomicUsize`s, which have the layout of `usize`; reading
+        // them through a shared reference is a read of their (interior) memory, and no
+        // thread writes to it concurrently: the caller is the tree's one writer.
+        return unsafe {
+            (self as *const Node)
+                .cast::<[usize; 1 + BODY_WORDS]>()
+                .read()
+        };
+        #[cfg(loom)]
+        {
+            let mut w = [0usize; 1 + BODY_WORDS];
+            // Relaxed: as above, the caller is the writer.
+            w[0] = self.parent.load(Ordering::Relaxed);
+            for (d, s) in w[1..].iter_mut().zip(self.body.iter()) {
+                // Relaxed: as above.
+                *d = s.load(Ordering::Relaxed);
+            }
+            w
+        }
+    }
+
     /// Item `i` (pivot, slot and gap), Relaxed loads.
     #[inline(always)]
     pub(crate) fn item(&self, ty: NodeType, i: usize, max: usize) -> Item {
@@ -391,10 +418,12 @@ impl<const N: usize> Items<N> {
     }
 }
 
-/// A node's words assembled privately (in index order), then written into fresh memory in
-/// one go: the engine's one node encoder.
+/// A node's words assembled privately, then written into fresh memory in one go: the
+/// engine's one node encoder. Items are pushed in index order, or the image starts as a
+/// copy of a node and has a range of its items replaced ([`NodeImage::splice`]).
 pub(crate) struct NodeImage {
     ty: NodeType,
+    /// Items held.
     len: usize,
     /// `[parent, body...]`.
     words: [usize; 1 + BODY_WORDS],
@@ -415,13 +444,39 @@ impl NodeImage {
     #[inline]
     pub(crate) fn from_items(ty: NodeType, items: &[Item]) -> NodeImage {
         let mut m = NodeImage::new(ty);
-        for it in items {
-            m.push(*it);
+        let n = items.len();
+        assert!(n <= ty.slots(), "maple: node image overflow (engine bug)");
+        let (np, sb) = (ty.pivots(), 1 + ty.slot_base());
+        for (i, it) in items.iter().enumerate().take(np) {
+            m.words[1 + i] = it.piv;
         }
+        for (i, it) in items.iter().enumerate() {
+            m.words[sb + i] = it.slot;
+        }
+        if ty.has_gaps() {
+            let gb = 1 + ty.gap_base();
+            for (i, it) in items.iter().enumerate() {
+                m.words[gb + i] = it.gap;
+            }
+        }
+        m.len = n;
         m
     }
 
-    /// Items pushed so far.
+    /// A copy of the live node `src` of type `ty` with maximum `max` (writer side), parent
+    /// word 0.
+    #[inline(always)]
+    pub(crate) fn from_node(src: &Node, ty: NodeType, max: usize) -> NodeImage {
+        let mut words = src.words();
+        words[0] = 0;
+        NodeImage {
+            ty,
+            len: src.end(ty, max),
+            words,
+        }
+    }
+
+    /// Items held.
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -442,12 +497,49 @@ impl NodeImage {
         self.len = i + 1;
     }
 
-    /// Append items `from..to` of `src` (same type, maximum `src_max`).
-    #[inline(always)]
-    pub(crate) fn copy(&mut self, src: &Node, src_max: usize, from: usize, to: usize) {
-        for i in from..to {
-            self.push(src.item(self.ty, i, src_max));
+    /// Replace items `from..to` by `items`, moving the items after them. The pivot of a
+    /// moved last item is restored by [`NodeImage::write`] (it is the node's maximum).
+    #[inline]
+    pub(crate) fn splice(&mut self, from: usize, to: usize, items: &[Item]) {
+        let (ty, len, k) = (self.ty, self.len, items.len());
+        let new_len = len - (to - from) + k;
+        assert!(
+            to <= len && new_len <= ty.slots(),
+            "maple: node image overflow (engine bug)"
+        );
+        let (np, sb) = (ty.pivots(), 1 + ty.slot_base());
+        let dst = from + k;
+        if dst != to {
+            // Pivots of the moved items (a full node's last item has none), slots, gaps.
+            let (pe, pd) = (len.min(np), (dst + (len - to)).min(np));
+            if to < pe && dst < np {
+                self.words
+                    .copy_within(1 + to..1 + to + (pd - dst).min(pe - to), 1 + dst);
+            }
+            self.words.copy_within(sb + to..sb + len, sb + dst);
+            if ty.has_gaps() {
+                let gb = 1 + ty.gap_base();
+                self.words.copy_within(gb + to..gb + len, gb + dst);
+            }
+            // Slots (and gaps) no longer used are empty.
+            for i in new_len..len {
+                self.words[sb + i] = 0;
+                if ty.has_gaps() {
+                    self.words[1 + ty.gap_base() + i] = 0;
+                }
+            }
         }
+        for (j, it) in items.iter().enumerate() {
+            let i = from + j;
+            if i < np {
+                self.words[1 + i] = it.piv;
+            }
+            self.words[sb + i] = it.slot;
+            if ty.has_gaps() {
+                self.words[1 + ty.gap_base() + i] = it.gap;
+            }
+        }
+        self.len = new_len;
     }
 
     /// Slot word `i`.
@@ -459,12 +551,13 @@ impl NodeImage {
     /// Largest free run of a leaf image whose minimum is `min` and maximum `max`; a run
     /// covering the whole index space saturates at `usize::MAX`.
     pub(crate) fn leaf_gap(&self, min: usize, max: usize) -> usize {
-        let (ty, mut start, mut best) = (self.ty, min, 0);
+        let (mut start, mut best) = (min, 0);
         for i in 0..self.len {
-            let piv = if i < ty.pivots() {
-                self.words[1 + i]
-            } else {
+            // The last item ends at the maximum (its pivot may not be stored yet).
+            let piv = if i + 1 == self.len {
                 max
+            } else {
+                self.words[1 + i]
             };
             if self.slot(i) == 0 {
                 best = best.max((piv - start).saturating_add(1));
@@ -474,19 +567,19 @@ impl NodeImage {
         best
     }
 
-    /// Write the image into `mem` as a node whose maximum is `max` (pivots past the last
-    /// item get the maximum) and return its pointer. Children of an internal node are not
-    /// re-parented here (see [`adopt_children`]).
+    /// Write the image into `mem` as a node whose maximum is `max` (the last item's pivot
+    /// and the pivots past it get the maximum) and return its pointer. Children of an
+    /// internal node are not re-parented here (see [`adopt_children`]).
     ///
     /// # Safety
     /// `mem` is valid for writes of a `Node`, 256-aligned, and exclusively owned by the
     /// caller (never reachable by another thread before it is published with a Release
     /// store, which orders these writes before any reader's Acquire load of the pointer).
     #[inline]
-    pub(crate) unsafe fn write(mut self, mem: *mut Node, max: usize) -> NodePtr {
+    pub(crate) unsafe fn write(&mut self, mem: *mut Node, max: usize) -> NodePtr {
         let ty = self.ty;
         debug_assert!(self.len > 0);
-        for i in self.len.saturating_sub(1)..ty.pivots() {
+        for i in self.len - 1..ty.pivots() {
             self.words[1 + i] = max;
         }
         #[cfg(not(loom))]

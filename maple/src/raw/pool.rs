@@ -39,6 +39,9 @@ pub(crate) const POOL_CAP: usize = 128;
 /// allocator's cheapest).
 pub(crate) const BATCH_NODES: usize = 12;
 
+/// Most empty [`Batch`] boxes kept for reuse by a pool (and by a stash).
+const BATCH_CAP: usize = 64;
+
 /// The allocation layout of a node.
 fn layout() -> std::alloc::Layout {
     std::alloc::Layout::new::<Node>()
@@ -71,13 +74,14 @@ pub(crate) fn alloc_node() -> *mut Node {
     p.cast()
 }
 
-/// The writer's private supply of node memory.
+/// The writer's private supply of node memory (and of empty [`Batch`] boxes).
 ///
 /// # Invariants
 /// Every address in `spare` is an unreferenced node allocation owned by the stash.
 #[derive(Debug, Default)]
 pub(crate) struct Stash {
     spare: Vec<usize>,
+    batches: Vec<Box<Batch>>,
 }
 
 impl Stash {
@@ -108,7 +112,7 @@ impl Stash {
         self.spare.len()
     }
 
-    /// Take every free node of `pool`.
+    /// Take every free node (and empty batch box) of `pool`.
     pub(crate) fn refill(&mut self, pool: &NodePool) {
         // Relaxed: a hint; the lock below orders the list's contents.
         if pool.count.load(Ordering::Relaxed) == 0 {
@@ -119,9 +123,12 @@ impl Stash {
         pool.count.store(0, Ordering::Relaxed);
         // INVARIANT: the pool's nodes are unreferenced (its invariant); they move here.
         if self.spare.is_empty() {
-            core::mem::swap(&mut *f, &mut self.spare);
+            core::mem::swap(&mut f.nodes, &mut self.spare);
         } else {
-            self.spare.append(&mut f);
+            self.spare.append(&mut f.nodes);
+        }
+        if self.batches.len() < BATCH_CAP {
+            self.batches.append(&mut f.batches);
         }
     }
 
@@ -150,17 +157,27 @@ impl Drop for Stash {
 #[derive(Debug)]
 pub(crate) struct NodePool {
     /// Poisoning is ignored: no user code and nothing that can panic (short of a failed
-    /// allocation, which aborts) runs while it is held, so the list is always consistent.
-    free: Mutex<Vec<usize>>,
+    /// allocation, which aborts) runs while it is held, so the lists are always consistent.
+    free: Mutex<Free>,
     /// `free.len()` as last stored under the lock: lets the writer skip the lock when the
     /// list is empty (a stale zero only delays reuse to a later write).
     count: AtomicUsize,
 }
 
+/// The pool's free lists.
+#[derive(Debug, Default)]
+struct Free {
+    /// Free node allocations (the pool's invariant).
+    nodes: Vec<usize>,
+    /// Empty batch boxes (their `pool` is `None`: a box here holds no reference to the
+    /// pool, so the pool can drop).
+    batches: Vec<Box<Batch>>,
+}
+
 impl Default for NodePool {
     fn default() -> Self {
         NodePool {
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(Free::default()),
             count: AtomicUsize::new(0),
         }
     }
@@ -172,27 +189,33 @@ impl NodePool {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
         // Relaxed: a hint, see `count`.
         self.count.store(0, Ordering::Relaxed);
-        let v = core::mem::take(&mut *f);
+        let v = core::mem::take(&mut f.nodes);
+        f.batches = Vec::new();
         drop(f);
         // SAFETY: the pool's invariant: unreferenced node allocations.
         unsafe { free_all(&v) };
         v.len()
     }
 
-    /// Add `nodes` to the shared list, freeing those beyond [`POOL_CAP`].
+    /// Add the nodes of `batch` to the shared list, freeing those beyond [`POOL_CAP`], and
+    /// keep the (emptied) batch box for reuse.
     ///
     /// # Safety
-    /// Every address is an unreferenced node allocation, handed over to the pool.
-    unsafe fn give(&self, nodes: &[usize]) {
+    /// Every node of the batch is an unreferenced node allocation, handed over to the pool.
+    unsafe fn give(&self, mut batch: Box<Batch>) {
+        let nodes = &batch.nodes[..batch.len];
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let room = POOL_CAP.saturating_sub(f.len()).min(nodes.len());
+        let room = POOL_CAP.saturating_sub(f.nodes.len()).min(nodes.len());
         // INVARIANT: the caller's contract.
-        f.extend_from_slice(&nodes[..room]);
+        f.nodes.extend_from_slice(&nodes[..room]);
         // Relaxed: a hint, see `count`.
-        self.count.store(f.len(), Ordering::Relaxed);
-        drop(f);
+        self.count.store(f.nodes.len(), Ordering::Relaxed);
         // SAFETY: forwarded; these did not fit and are still ours.
         unsafe { free_all(&nodes[room..]) };
+        batch.len = 0;
+        if f.batches.len() < BATCH_CAP {
+            f.batches.push(batch);
+        }
     }
 }
 
@@ -203,9 +226,11 @@ impl Drop for NodePool {
 }
 
 /// A block carrying retired nodes (and a reference to their pool) through one grace
-/// period.
+/// period. Empty boxes are kept by the pool and the stash for reuse.
+#[derive(Debug)]
 pub(crate) struct Batch {
-    pool: Arc<NodePool>,
+    /// `Some` while the batch is retired, `None` while it waits for reuse.
+    pool: Option<Arc<NodePool>>,
     len: usize,
     /// Bare addresses of retired nodes.
     nodes: [usize; BATCH_NODES],
@@ -219,15 +244,20 @@ pub(crate) struct Batch {
 /// after a grace period: `retire` must defer [`RecycleBatch::reclaim`] until then.
 pub(crate) unsafe fn pack(
     pool: &Arc<NodePool>,
+    stash: &mut Stash,
     nodes: &[usize],
     mut retire: impl FnMut(*mut Batch),
 ) {
     for chunk in nodes.chunks(BATCH_NODES) {
-        let mut b = Box::new(Batch {
-            pool: Arc::clone(pool),
-            len: chunk.len(),
-            nodes: [0; BATCH_NODES],
+        let mut b = stash.batches.pop().unwrap_or_else(|| {
+            Box::new(Batch {
+                pool: None,
+                len: 0,
+                nodes: [0; BATCH_NODES],
+            })
         });
+        b.pool = Some(Arc::clone(pool));
+        b.len = chunk.len();
         b.nodes[..chunk.len()].copy_from_slice(chunk);
         retire(Box::into_raw(b));
     }
@@ -242,8 +272,11 @@ unsafe impl Reclaim<Batch> for RecycleBatch {
     unsafe fn reclaim(ptr: *mut Batch) {
         // SAFETY: the caller (the domain) runs this once per retired batch, after every
         // reader that could see the carried nodes has left.
-        let b = unsafe { Box::from_raw(ptr) };
+        let mut b = unsafe { Box::from_raw(ptr) };
+        let pool = b.pool.take().expect("a retired batch refers to its pool");
         // SAFETY: past the grace period nothing references the nodes.
-        unsafe { b.pool.give(&b.nodes[..b.len]) };
+        unsafe { pool.give(b) };
+        // Dropped after `give` released the lock: this may be the last reference.
+        drop(pool);
     }
 }

@@ -166,7 +166,7 @@ impl Session {
         // over once; the domain reclaims each batch after every reader that could see the
         // nodes has left.
         unsafe {
-            pool::pack(&tree.pool, &dead, |b| {
+            pool::pack(&tree.pool, &mut self.stash, &dead, |b| {
                 domain.retire::<Batch, RecycleBatch>(b)
             })
         };

@@ -68,12 +68,23 @@ impl<T: Copy, const N: usize> StackVec<T, N> {
     }
 }
 
+impl<T: Copy, const N: usize> StackVec<T, N> {
+    /// Make `self` a copy of `other` (in place: no move of the whole buffer).
+    #[inline]
+    pub(crate) fn assign(&mut self, other: &Self) {
+        self.items[..other.len].copy_from_slice(&other.items[..other.len]);
+        // INVARIANT: the first `len` items were copied from initialised ones.
+        self.len = other.len;
+    }
+}
+
 impl<T: Copy, const N: usize> Clone for StackVec<T, N> {
+    #[inline]
     fn clone(&self) -> Self {
         let mut c = Self::new();
-        for &it in self.iter() {
-            c.push(it);
-        }
+        c.items[..self.len].copy_from_slice(&self.items[..self.len]);
+        // INVARIANT: the first `len` items were copied from initialised ones.
+        c.len = self.len;
         c
     }
 }

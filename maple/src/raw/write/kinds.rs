@@ -7,7 +7,7 @@ use rcu::sync::atomic::Ordering;
 use super::classify::Edit;
 use super::level::{NewNodes, Run};
 use super::{Mode, Path, Writer};
-use crate::raw::node::{Item, Node, NodeImage, NodePtr, NodeType};
+use crate::raw::node::{Item, Items, Node, NodeImage, NodePtr, NodeType};
 
 impl Writer<'_> {
     /// [`StoreKind::Root`](super::StoreKind::Root): the tree is empty; a store of a value
@@ -36,7 +36,7 @@ impl Writer<'_> {
                 gap: 0,
             });
         }
-        let leaf = self.build(m, usize::MAX);
+        let leaf = self.build(&mut m, usize::MAX);
         self.add_len(1, 0);
         // SAFETY: a fully built leaf; the tree was empty.
         unsafe { self.publish_root(leaf.0) };
@@ -52,7 +52,7 @@ impl Writer<'_> {
             0
         } else {
             self.add_len(1, 0);
-            let m = NodeImage::from_items(
+            let mut m = NodeImage::from_items(
                 NodeType::Leaf,
                 &[Item {
                     piv: usize::MAX,
@@ -60,7 +60,7 @@ impl Writer<'_> {
                     gap: 0,
                 }],
             );
-            self.build(m, usize::MAX).0
+            self.build(&mut m, usize::MAX).0
         };
         // SAFETY: fully built; the whole old tree is recorded as garbage.
         unsafe { self.publish_root(root) };
@@ -241,10 +241,10 @@ impl Writer<'_> {
         let leaf = *path.leaf();
         let n = self.node(leaf.node);
         self.account_leaf(n, e);
-        let mut m = NodeImage::new(NodeType::Leaf);
-        m.copy(n, leaf.max, 0, e.of);
-        Self::pieces(e, n, n, |it| m.push(it));
-        m.copy(n, leaf.max, e.ol + 1, e.end);
+        let mut pieces = Items::<3>::new();
+        Self::pieces(e, n, n, |it| pieces.push(it));
+        let mut m = NodeImage::from_node(n, NodeType::Leaf, leaf.max);
+        m.splice(e.of, e.ol + 1, &pieces);
         debug_assert!(
             (1..m.len()).all(|i| m.slot(i - 1) != 0 || m.slot(i) != 0),
             "adjacent empty slots after a node store"
@@ -254,7 +254,7 @@ impl Writer<'_> {
         } else {
             0
         };
-        let new = self.build(m, leaf.max);
+        let new = self.build(&mut m, leaf.max);
         self.garbage.replaced.push(leaf.node);
         let h = path.height();
         if h == 1 {
@@ -281,7 +281,8 @@ impl Writer<'_> {
             unsafe { self.publish_child(parent, item) };
             return;
         }
-        let mut run = Run::new(path.clone(), path.clone(), h - 1);
+        let (mut first, mut last) = (path.clone(), path.clone());
+        let mut run = Run::new(&mut first, &mut last, h - 1);
         let mut new_nodes = NewNodes::new();
         new_nodes.push(item);
         self.settle_above(&mut run, new_nodes);
@@ -289,7 +290,7 @@ impl Writer<'_> {
 
     /// The leaf-level run of a store: the items of its first and last leaf (the same one
     /// unless it spans) with the store applied.
-    fn leaf_run(&mut self, run: &mut Run, e: &Edit) {
+    fn leaf_run(&mut self, run: &mut Run<'_>, e: &Edit) {
         let d = run.depth;
         let (l, r) = (run.first.lv[d], run.last.lv[d]);
         let (ln, rn) = (self.node(l.node), self.node(r.node));
@@ -306,11 +307,13 @@ impl Writer<'_> {
     /// [`StoreKind::Split`](super::StoreKind::Split): the leaf overflows. It pushes into a
     /// sibling with room, or splits in two (three if the store cut a full leaf into
     /// pieces); the parent then holds one more child and may overflow in turn.
-    pub(super) fn split(&mut self, path: Path, e: &Edit) {
+    pub(super) fn split(&mut self, path: &mut Path, e: &Edit) {
         let d = path.height() - 1;
         self.account_leaf(self.node(path.leaf().node), e);
         self.garbage.replaced.push(path.leaf().node);
-        let mut run = Run::new(path.clone(), path, d);
+        let mut last = Path::new();
+        last.lv.assign(&path.lv);
+        let mut run = Run::new(path, &mut last, d);
         self.leaf_run(&mut run, e);
         let new = self.overflow(&mut run);
         self.settle_above(&mut run, new);
@@ -319,11 +322,13 @@ impl Writer<'_> {
     /// [`StoreKind::Rebalance`](super::StoreKind::Rebalance): the leaf would underflow (or
     /// end in an empty slot): it absorbs a neighbour and is rebuilt as one or two leaves;
     /// the parent may lose a child and underflow in turn (the tree shrinks at the root).
-    pub(super) fn rebalance(&mut self, path: Path, e: &Edit) {
+    pub(super) fn rebalance(&mut self, path: &mut Path, e: &Edit) {
         let d = path.height() - 1;
         self.account_leaf(self.node(path.leaf().node), e);
         self.garbage.replaced.push(path.leaf().node);
-        let mut run = Run::new(path.clone(), path, d);
+        let mut last = Path::new();
+        last.lv.assign(&path.lv);
+        let mut run = Run::new(path, &mut last, d);
         self.leaf_run(&mut run, e);
         let new = self.underflow(&mut run);
         self.settle_above(&mut run, new);
@@ -333,7 +338,13 @@ impl Writer<'_> {
     /// leaves. Every subtree strictly between the paths to `first` and `last` is covered
     /// and dropped; the two boundary leaves become one run (which may underflow, fit, or
     /// overflow), rebuilt upward along both paths.
-    pub(super) fn spanning(&mut self, first_path: Path, first: usize, last: usize, word: usize) {
+    pub(super) fn spanning(
+        &mut self,
+        first_path: &mut Path,
+        first: usize,
+        last: usize,
+        word: usize,
+    ) {
         let mut last_path = Path::new();
         self.descend(last, &mut last_path);
         let h = first_path.height();
@@ -399,7 +410,7 @@ impl Writer<'_> {
         self.add_len(added, removed);
         self.garbage.replaced.push(l.node);
         self.garbage.replaced.push(r.node);
-        let mut run = Run::new(first_path, last_path, h - 1);
+        let mut run = Run::new(first_path, &mut last_path, h - 1);
         self.leaf_run(&mut run, &e);
         let new = self.balance(&mut run);
         self.settle_above(&mut run, new);

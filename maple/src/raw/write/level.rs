@@ -42,20 +42,21 @@ pub(crate) type NewNodes = Items<MAX_NEW>;
 pub(crate) type Ends = StackVec<usize, MAX_NEW>;
 
 /// The replacement of a contiguous run of nodes on one level.
-pub(crate) struct Run {
+pub(crate) struct Run<'p> {
     /// The level (0 = the root).
     pub(crate) depth: usize,
     /// Path to the first node replaced (`first.lv[depth]`).
-    pub(crate) first: Path,
+    pub(crate) first: &'p mut Path,
     /// Path to the last node replaced (the same node for a one-node run).
-    pub(crate) last: Path,
+    pub(crate) last: &'p mut Path,
     /// The new items, covering `[first.lv[depth].min, last.lv[depth].max]`.
     pub(crate) items: Items<RUN_CAP>,
 }
 
-impl Run {
+impl<'p> Run<'p> {
     /// A run at `depth` between the nodes `first` and `last` lead to, with no items yet.
-    pub(crate) fn new(first: Path, last: Path, depth: usize) -> Run {
+    #[inline(always)]
+    pub(crate) fn new(first: &'p mut Path, last: &'p mut Path, depth: usize) -> Run<'p> {
         Run {
             depth,
             first,
@@ -91,13 +92,13 @@ enum Scope {
 
 impl Writer<'_> {
     /// The node type of `run`'s level.
-    fn run_type(&self, run: &Run) -> NodeType {
+    fn run_type(&self, run: &Run<'_>) -> NodeType {
         self.type_at(run.depth, run.first.height())
     }
 
     /// Cut `run` into nodes and build them: the left node filled (`Some(true)`), the right
     /// one filled (`Some(false)`) after a push into a sibling, or evenly (`None`).
-    fn cut(&mut self, run: &Run, push: Option<bool>) -> NewNodes {
+    fn cut(&mut self, run: &Run<'_>, push: Option<bool>) -> NewNodes {
         let ty = self.run_type(run);
         let mut ends = Ends::new();
         match push {
@@ -145,7 +146,7 @@ impl Writer<'_> {
     }
 
     /// Settle a level and pick how: absorb a neighbour, push or split, or one node.
-    pub(crate) fn balance(&mut self, run: &mut Run) -> NewNodes {
+    pub(crate) fn balance(&mut self, run: &mut Run<'_>) -> NewNodes {
         if run.depth == 0 {
             return self.cut(run, None);
         }
@@ -162,7 +163,7 @@ impl Writer<'_> {
 
     /// A leaf other than the right-most may not end in an empty slot: give the empty range
     /// to the next leaf, which starts with an entry (empties are merged).
-    fn hand_over_trailing_empty(&mut self, run: &mut Run) {
+    fn hand_over_trailing_empty(&mut self, run: &mut Run<'_>) {
         if run.depth > 0 && self.run_type(run).is_leaf() && run.ends_empty() && !run.rightmost() {
             let ok = self.absorb_right(run, Scope::Level);
             debug_assert!(ok, "a leaf that is not right-most has a next leaf");
@@ -171,7 +172,7 @@ impl Writer<'_> {
 
     /// Too few items: absorb the next sibling, else the previous one, else the next cousin
     /// (as the kernel's `mas_rebalance` does), then cut into one or two nodes.
-    pub(crate) fn underflow(&mut self, run: &mut Run) -> NewNodes {
+    pub(crate) fn underflow(&mut self, run: &mut Run<'_>) -> NewNodes {
         self.hand_over_trailing_empty(run);
         let ty = self.run_type(run);
         if run.depth > 0 && run.items.len() < ty.underflow_below() {
@@ -183,7 +184,7 @@ impl Writer<'_> {
     }
 
     /// Too many items for one node: push into a sibling with room, else split evenly.
-    pub(crate) fn overflow(&mut self, run: &mut Run) -> NewNodes {
+    pub(crate) fn overflow(&mut self, run: &mut Run<'_>) -> NewNodes {
         self.hand_over_trailing_empty(run);
         if run.depth > 0 && run.single() {
             if let Some(left_full) = self.push_into_sibling(run) {
@@ -198,7 +199,7 @@ impl Writer<'_> {
     /// nodes' data (counted as last indices) stays below `2 * slots - 2`, one less for
     /// leaves and for the right-most node. Returns which node ends up full (`true`: the
     /// left one), or `None` when neither sibling has room.
-    fn push_into_sibling(&mut self, run: &mut Run) -> Option<bool> {
+    fn push_into_sibling(&mut self, run: &mut Run<'_>) -> Option<bool> {
         let d = run.depth;
         let ty = self.run_type(run);
         let n = run.items.len();
@@ -227,7 +228,7 @@ impl Writer<'_> {
     /// [`Scope::Level`] the next node of the level under another parent (the path to the
     /// run's last node then moves over; nodes it leaves behind between the two paths are
     /// replaced too).
-    fn absorb_right(&mut self, run: &mut Run, scope: Scope) -> bool {
+    fn absorb_right(&mut self, run: &mut Run<'_>, scope: Scope) -> bool {
         let d = run.depth;
         let mut m = d;
         loop {
@@ -269,7 +270,7 @@ impl Writer<'_> {
     }
 
     /// Take the previous sibling (same parent) of the run's first node into the run.
-    fn absorb_left(&mut self, run: &mut Run) -> bool {
+    fn absorb_left(&mut self, run: &mut Run<'_>) -> bool {
         let d = run.depth;
         if d == 0 || run.first.lv[d - 1].off == 0 {
             return false;
@@ -303,7 +304,7 @@ impl Writer<'_> {
     /// Replace the run's nodes by `new` in the level above: the run becomes the parent
     /// level's items (left part of the first parent, the new nodes, right part of the last
     /// parent), replacing those parents.
-    pub(crate) fn ascend(&mut self, run: &mut Run, new: &NewNodes) {
+    pub(crate) fn ascend(&mut self, run: &mut Run<'_>, new: &NewNodes) {
         let d = run.depth;
         let (pl, pr) = (run.first.lv[d - 1], run.last.lv[d - 1]);
         self.garbage.replaced.push(pl.node);
@@ -325,7 +326,7 @@ impl Writer<'_> {
 
     /// Climb from a settled level (its new nodes `new`) to the highest level the write
     /// changes, and publish there with one store.
-    pub(crate) fn settle_above(&mut self, run: &mut Run, mut new: NewNodes) {
+    pub(crate) fn settle_above(&mut self, run: &mut Run<'_>, mut new: NewNodes) {
         loop {
             let d = run.depth;
             if d == 0 {

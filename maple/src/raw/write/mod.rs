@@ -275,9 +275,9 @@ impl<'w> Writer<'w> {
             Plan::SlotStore(e) => self.slot_store(&path, &e),
             Plan::Append(e) => self.append(&path, &e),
             Plan::NodeStore(e) => self.node_store(&path, &e),
-            Plan::Split(e) => self.split(path, &e),
-            Plan::Rebalance(e) => self.rebalance(path, &e),
-            Plan::Spanning => self.spanning(path, first, last, word),
+            Plan::Split(e) => self.split(&mut path, &e),
+            Plan::Rebalance(e) => self.rebalance(&mut path, &e),
+            Plan::Spanning => self.spanning(&mut path, first, last, word),
         }
         kind
     }
@@ -379,9 +379,8 @@ impl<'w> Writer<'w> {
             .store(len + added - removed, Ordering::Relaxed);
     }
 
-    /// Build one node of type `ty` from `image` in memory from the stash; returns it as an
-    /// item of the level above. Children of an internal node are adopted.
-    fn build(&mut self, image: super::node::NodeImage, max: usize) -> NodePtr {
+    /// Write `image` (a leaf) as a new node, in memory from the stash.
+    fn build(&mut self, image: &mut super::node::NodeImage, max: usize) -> NodePtr {
         let mem = self.stash.take();
         // SAFETY: the stash hands out exclusively owned node memory; the node stays
         // private until a publishing Release store.
