@@ -81,6 +81,8 @@ pub(crate) fn alloc_node() -> *mut Node {
 #[derive(Debug, Default)]
 pub(crate) struct Stash {
     spare: Vec<usize>,
+    /// Empty batch boxes: the allocations themselves are reused (retired as raw pointers).
+    #[allow(clippy::vec_box)]
     batches: Vec<Box<Batch>>,
 }
 
@@ -170,7 +172,8 @@ struct Free {
     /// Free node allocations (the pool's invariant).
     nodes: Vec<usize>,
     /// Empty batch boxes (their `pool` is `None`: a box here holds no reference to the
-    /// pool, so the pool can drop).
+    /// pool, so the pool can drop). The allocations themselves are what is reused.
+    #[allow(clippy::vec_box)]
     batches: Vec<Box<Batch>>,
 }
 
