@@ -5,7 +5,8 @@
 # (/work/shared/kernel-baseline/README.md).
 #
 #   benches/callgrind.sh                 store and lookup at 10^5
-#   benches/callgrind.sh store writes    chosen modes (store, append-mut, writes, lookup)
+#   benches/callgrind.sh store erase     chosen modes (store, append-mut, writes, store-random,
+#                                        erase, punch, lookup)
 #   N=1000000 benches/callgrind.sh store
 #   KERNEL_DRIVER=/path/to/driver benches/callgrind.sh store   (default below; skipped if absent)
 #
@@ -33,7 +34,7 @@ report() {
   local total alloc
   total=$(awk '/^totals:/ {print $2}' "$2")
   alloc=$(callgrind_annotate --auto=no --threshold=100 "$2" 2>/dev/null |
-    grep -E '^ *[0-9,]+ ' | grep -v 'PROGRAM TOTALS' | grep -E "$ALLOC_RE" |
+    grep -E '^ *[0-9,]+ ' | grep -v 'PROGRAM TOTALS' | { grep -E "$ALLOC_RE" || true; } |
     awk '{gsub(",", "", $1); s += $1} END {print s + 0}')
   awk -v l="$1" -v t="$total" -v a="$alloc" -v n="$3" \
     'BEGIN {printf "%-40s %8.0f / %8.0f instructions per op (%d ops)\n", l, t / n, (t - a) / n, n}'

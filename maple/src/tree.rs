@@ -871,15 +871,16 @@ impl<E: Entry, D: Domain> WriteGuard<'_, E, D> {
     /// Remove the whole stored range containing `index`; returns it and its value (the
     /// value is retired: the reference stays valid for this borrow of the guard).
     pub fn erase(&self, index: usize) -> Option<(RangeInclusive<usize>, E::Ref<'_>)> {
-        // SAFETY: the guard is a live section; holding the lock makes the answer current.
-        let s = unsafe { walk::walk(&self.tree().raw, &self.read.guard, index) }.slot;
-        if s.word == 0 {
-            return None;
-        }
-        self.write(s.min, s.max, 0);
+        let tree = self.tree();
+        // SAFETY: we hold the tree's lock and its session; the domain is the tree's.
+        let (first, last, word) = unsafe {
+            self.state
+                .borrow_mut()
+                .erase::<E, D>(&tree.raw, &tree.domain, index)
+        }?;
         // SAFETY: the value was retired after our section began, so it lives until the
         // guard ends.
-        Some((s.min..=s.max, unsafe { self.read.entry(s.word) }))
+        Some((first..=last, unsafe { self.read.entry(word) }))
     }
 
     fn alloc_common(

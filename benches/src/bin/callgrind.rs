@@ -11,6 +11,9 @@
 //! callgrind append-mut [N]  the same through store_range_mut (no readers possible)
 //! callgrind writes [N]   N random store_range / erase / punch (one lock() each) on a tree of
 //!                        N layout ranges
+//! callgrind store-random | erase | punch [N]
+//!                        the write table's sequences (`benches/src/tables/write.rs`): N/10
+//!                        operations, one lock() each, on a tree of N layout ranges
 //! callgrind lookup [N]   10^6 random point loads, a read guard each, on a tree of N ranges
 //! ```
 //!
@@ -20,7 +23,7 @@
 use std::hint::black_box;
 
 use benches::maple_peers::{value, Tree};
-use benches::workload::{Layout, SplitMix64, PAGE};
+use benches::workload::{Layout, Points, SplitMix64, PAGE};
 use rcu::{Domain, Seize};
 
 #[inline(never)]
@@ -59,6 +62,47 @@ fn cg_loop_writes(t: &Tree<Seize>, ops: &[Op]) -> usize {
         }
     }
     ops.len()
+}
+
+#[inline(never)]
+fn cg_loop_store_random(t: &Tree<Seize>, ops: &[(usize, usize)]) -> usize {
+    for (i, &(a, b)) in ops.iter().enumerate() {
+        let _ = t.lock().store_range(a..=b, value(i as u64));
+    }
+    ops.len()
+}
+
+#[inline(never)]
+fn cg_loop_erase(t: &Tree<Seize>, ops: &[(usize, usize)]) -> usize {
+    for &(a, _) in ops {
+        black_box(t.lock().erase(a).is_some());
+    }
+    ops.len()
+}
+
+#[inline(never)]
+fn cg_loop_punch(t: &Tree<Seize>, ops: &[(usize, usize)]) -> usize {
+    for &(a, b) in ops {
+        let _ = t.lock().punch(a..=b);
+    }
+    ops.len()
+}
+
+/// The write table's operation sequence: `n` random page-aligned ranges of 1..=`pages`
+/// pages (erase uses only the start, a random point).
+fn table_ops(layout: &Layout, n: usize, pages: u64, point: bool) -> Vec<(usize, usize)> {
+    let mut pts = Points::new(layout.span(), 3);
+    (0..n)
+        .map(|_| {
+            if point {
+                (pts.next_point(), 0)
+            } else {
+                let s = pts.next_point() & !(PAGE - 1);
+                let len = (1 + pts.rng().below(pages)) as usize * PAGE;
+                (s, s + len - 1)
+            }
+        })
+        .collect()
 }
 
 #[inline(never)]
@@ -113,6 +157,22 @@ fn main() {
             t.validate().expect("valid after the random writes");
             done
         }
+        "store-random" | "erase" | "punch" => {
+            let t = build(&layout);
+            let (pages, point) = match mode {
+                "store-random" => (32, false),
+                "erase" => (1, true),
+                _ => (8, false),
+            };
+            let ops = table_ops(&layout, n / 10, pages, point);
+            let done = match mode {
+                "store-random" => cg_loop_store_random(&t, &ops),
+                "erase" => cg_loop_erase(&t, &ops),
+                _ => cg_loop_punch(&t, &ops),
+            };
+            t.validate().expect("valid after the writes");
+            done
+        }
         "lookup" => {
             let t = build(&layout);
             let mut pts = layout.points();
@@ -120,7 +180,9 @@ fn main() {
             cg_loop_lookup(&t, &pts)
         }
         other => {
-            eprintln!("unknown mode {other}: store, append-mut, writes, lookup");
+            eprintln!(
+                "unknown mode {other}: store, append-mut, writes, store-random, erase, punch, lookup"
+            );
             std::process::exit(2);
         }
     };

@@ -130,9 +130,12 @@ impl NodeType {
 /// One tree node. See the module docs for the word layout.
 ///
 /// # Invariants
-/// While a node is reachable from the root in RCU mode, its pivots and gaps never change
-/// and its slots change only by single-word stores that keep every reader correct (an
-/// exact-fit overwrite); all writes come from the one writer.
+/// All writes come from the one writer. While a node is reachable from the root in RCU
+/// mode, its gaps never change, its slots change only by single-word stores that keep
+/// every reader correct (an exact-fit overwrite), and its pivots only by an in-place append
+/// to a plain tree's leaf: words past the node's end are prepared first (unreachable: the
+/// last used pivot holds the maximum), then the last used pivot moves down with one
+/// Release store (readers load pivots with Acquire, see [`find_slot`]).
 #[repr(C, align(256))] // 256-byte alignment frees the low 8 bits of a node address for tags
 pub(crate) struct Node {
     /// Parent's encoded pointer, 0 at the root, the node's own address once dead.
@@ -154,29 +157,51 @@ const _: () = {
 };
 
 /// The slot of a node with `np` pivots that holds `index` (which lies inside the node's
-/// range): the first pivot `>= index`, or the last slot. Narrows to a quarter of the
-/// pivots with two probes, then scans at most four. Relaxed loads: pivots of a reachable
-/// node never change in RCU mode, and the Acquire load that reached the node ordered
-/// their initialisation before us (for the writer: it wrote them itself).
+/// range `[min, max]`), with that slot's bounds: `(off, lo, hi)`, where slot `off` is the
+/// first one whose pivot is `>= index` (or the last slot). Narrows to a quarter of the
+/// pivots with two probes, then scans at most four. The bounds come from the very loads
+/// the search compared with, so they always contain `index`.
+///
+/// `order` is the pivot loads' ordering. The writer reads its own stores (Relaxed).
+/// Readers use Acquire: pivots of a reachable node never change, except the one store that
+/// publishes an in-place append (see `write::kinds::append`): a reader that sees that
+/// pivot's new value must also see the words prepared beyond it (the next pivot, the new
+/// slots), so every pivot load is an Acquire load (a plain load on x86).
 #[inline(always)]
-pub(crate) fn slot_index(n: &Node, np: usize, index: usize) -> usize {
-    // Relaxed: see above.
-    let p = |i: usize| n.body[i].load(Ordering::Relaxed);
-    let mut off = 0;
+pub(crate) fn find_slot(
+    n: &Node,
+    np: usize,
+    index: usize,
+    min: usize,
+    max: usize,
+    order: Ordering,
+) -> (usize, usize, usize) {
+    // `order`: see above.
+    let p = |i: usize| n.body[i].load(order);
+    let (mut off, mut lo) = (0, min);
     if np == 15 {
-        if index > p(7) {
-            off = 8;
+        let v = p(7);
+        if index > v {
+            (off, lo) = (8, v + 1);
         }
-        if index > p(off + 3) {
-            off += 4;
+        let v = p(off + 3);
+        if index > v {
+            (off, lo) = (off + 4, v + 1);
         }
-    } else if index > p(np / 2) {
-        off = np / 2 + 1;
+    } else {
+        let v = p(np / 2);
+        if index > v {
+            (off, lo) = (np / 2 + 1, v + 1);
+        }
     }
-    while off < np && index > p(off) {
-        off += 1;
+    while off < np {
+        let v = p(off);
+        if index <= v {
+            return (off, lo, v);
+        }
+        (off, lo) = (off + 1, v + 1);
     }
-    off
+    (off, lo, max)
 }
 
 impl Node {
@@ -214,7 +239,7 @@ impl Node {
     #[inline(always)]
     pub(crate) fn pivot_or_max(&self, ty: NodeType, i: usize, max: usize) -> usize {
         if i < ty.pivots() {
-            // Relaxed: see `slot_index`.
+            // Relaxed: writer side, or writers excluded.
             self.pivot(ty, i).load(Ordering::Relaxed)
         } else {
             max
@@ -234,7 +259,7 @@ impl Node {
         let lo = if off == 0 {
             min
         } else {
-            // Relaxed: see `slot_index`.
+            // Relaxed: writer side, or writers excluded.
             self.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
         };
         (lo, self.pivot_or_max(ty, off, max))
@@ -244,17 +269,14 @@ impl Node {
     /// first pivot equal to the maximum (pivots past the end hold it).
     #[inline(always)]
     pub(crate) fn end(&self, ty: NodeType, max: usize) -> usize {
-        slot_index(self, ty.pivots(), max) + 1
+        find_slot(self, ty.pivots(), max, 0, max, Ordering::Relaxed).0 + 1
     }
 
-    /// The node's used items, decoded with Relaxed loads (writer side, or with writers
-    /// excluded). The engine's one node decoder.
+    /// The node's used items (writer side, or with writers excluded). The engine's one
+    /// node decoder (see [`Items::extend_from_node`]).
     pub(crate) fn items(&self, ty: NodeType, max: usize) -> Items<MAX_SLOTS> {
         let mut out = Items::new();
-        let end = self.end(ty, max);
-        for i in 0..end {
-            out.push(self.item(ty, i, max));
-        }
+        out.extend_from_node(self, ty, max, 0, self.end(ty, max));
         out
     }
 
@@ -402,6 +424,41 @@ pub(crate) struct Item {
 pub(crate) type Items<const N: usize> = StackVec<Item, N>;
 
 impl<const N: usize> Items<N> {
+    /// Append items `from..to` of the node `n` of type `ty` whose maximum is `max`, read
+    /// from one snapshot of its words (writer side, or with writers excluded).
+    #[inline]
+    pub(crate) fn extend_from_node(
+        &mut self,
+        n: &Node,
+        ty: NodeType,
+        max: usize,
+        from: usize,
+        to: usize,
+    ) {
+        let (np, sb, gb) = (ty.pivots(), ty.slot_base(), ty.gap_base());
+        // Relaxed loads: writer side (only the writer stores) or writers excluded.
+        let w = |i: usize| n.body[i].load(Ordering::Relaxed);
+        if ty.has_gaps() {
+            for i in from..to {
+                let piv = if i < np { w(i) } else { max };
+                self.push(Item {
+                    piv,
+                    slot: w(sb + i),
+                    gap: w(gb + i),
+                });
+            }
+        } else {
+            for i in from..to {
+                let piv = if i < np { w(i) } else { max };
+                self.push(Item {
+                    piv,
+                    slot: w(sb + i),
+                    gap: 0,
+                });
+            }
+        }
+    }
+
     /// Append a leaf item; an empty item right after an empty one widens it instead, so
     /// empty ranges stay merged.
     #[inline]

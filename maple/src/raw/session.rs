@@ -74,6 +74,17 @@ impl Session {
         let kind = unsafe { w.store(first, last, word) };
         #[cfg(any(test, feature = "stats"))]
         tree.kinds.note(kind);
+        // SAFETY: the caller's contract.
+        unsafe { self.dispose_rcu::<E, D>(tree, domain) };
+        kind
+    }
+
+    /// Dispose of what an RCU-mode write unlinked: dead marks, the dead batch, retired
+    /// values.
+    ///
+    /// # Safety
+    /// As for [`Session::store`], right after the write published.
+    unsafe fn dispose_rcu<E: Entry, D: Domain>(&mut self, tree: &RawTree, domain: &D) {
         // 1. Bookkeeping: no foreign code runs until every step here is done.
         self.count_dups::<E>();
         for &n in &self.garbage.replaced {
@@ -96,7 +107,31 @@ impl Session {
         }
         values.clear();
         self.garbage.values = values;
-        kind
+    }
+
+    /// Erase (in RCU mode) the whole range holding `index`, if it holds an entry: returns
+    /// the range and the entry word, which has been retired (it stays valid for sections
+    /// that began before this call, the caller's own included).
+    ///
+    /// # Safety
+    /// As for [`Session::store`].
+    pub(crate) unsafe fn erase<E: Entry, D: Domain>(
+        &mut self,
+        tree: &RawTree,
+        domain: &D,
+        index: usize,
+    ) -> Option<(usize, usize, usize)> {
+        if self.stash.len() < STASH_LOW {
+            self.stash.refill(&tree.pool);
+        }
+        // SAFETY: as in `store`.
+        let mut w = unsafe { Writer::new(tree, Mode::Rcu, &mut self.garbage, &mut self.stash) };
+        let (first, last, word, _kind) = w.erase(index)?;
+        #[cfg(any(test, feature = "stats"))]
+        tree.kinds.note(_kind);
+        // SAFETY: the caller's contract.
+        unsafe { self.dispose_rcu::<E, D>(tree, domain) };
+        Some((first, last, word))
     }
 
     /// One store with `&mut` access to the tree: no reader exists, so the write changes

@@ -2,15 +2,16 @@
 //!
 //! Every child pointer and entry word is loaded through the section's guard
 //! (`protect_word`, Acquire: the writer publishes nodes and values with Release stores).
-//! Pivots are loaded Relaxed: they never change while a node is reachable, and the Acquire
-//! load of the node pointer already ordered their initialisation before us. After reading
+//! Pivots are loaded with Acquire (see [`find_slot`]: an in-place append publishes with a
+//! pivot store); the Acquire load of the node pointer already ordered the node's
+//! initialisation before us. After reading
 //! what it needs from a node, a reader checks the node's dead mark and restarts from the
 //! root if the node has been replaced, so it never acts on a node the writer has unlinked.
 
 use rcu::sync::atomic::{AtomicUsize, Ordering};
 use rcu::Guard;
 
-use super::node::{slot_index, NodePtr};
+use super::node::{find_slot, NodePtr};
 use super::RawTree;
 
 /// One leaf slot as a reader saw it: `[min, max]` and the entry word (0 = empty).
@@ -32,6 +33,9 @@ pub(crate) struct LeafPos {
 
 /// How a descent reads the slot words it follows, and whether it can meet dead nodes.
 pub(crate) trait Access {
+    /// The ordering of pivot loads (see [`find_slot`]).
+    const PIVOTS: Ordering;
+
     /// Load a slot word: a child pointer or an entry word.
     fn slot(&self, w: &AtomicUsize) -> usize;
 
@@ -46,6 +50,9 @@ pub(crate) trait Access {
 pub(crate) struct Protected<'g, G>(pub(crate) &'g G);
 
 impl<G: Guard> Access for Protected<'_, G> {
+    /// Acquire: an in-place append publishes with a pivot store (see [`find_slot`]).
+    const PIVOTS: Ordering = Ordering::Acquire;
+
     #[inline(always)]
     fn slot(&self, w: &AtomicUsize) -> usize {
         // Acquire (via protect): the child node / value behind the word was initialised
@@ -65,6 +72,9 @@ impl<G: Guard> Access for Protected<'_, G> {
 pub(crate) struct Owned;
 
 impl Access for Owned {
+    /// Relaxed: the writer reads its own stores.
+    const PIVOTS: Ordering = Ordering::Relaxed;
+
     #[inline(always)]
     fn slot(&self, w: &AtomicUsize) -> usize {
         // Relaxed: only the writer stores slots.
@@ -79,37 +89,24 @@ impl Access for Owned {
 
 /// What a descent records of each level it passes.
 pub(crate) trait Visit {
-    /// Whether the descent tracks node and slot bounds (`load` does not need them).
-    const BOUNDS: bool;
-
     /// The descent took slot `off` of `node`, which covers `[min, max]`.
     fn level(&mut self, node: NodePtr, min: usize, max: usize, off: usize);
 }
 
-/// Record nothing, track no bounds.
-pub(crate) struct NoBounds;
+/// Record nothing.
+pub(crate) struct Nothing;
 
-impl Visit for NoBounds {
-    const BOUNDS: bool = false;
-    #[inline(always)]
-    fn level(&mut self, _: NodePtr, _: usize, _: usize, _: usize) {}
-}
-
-/// Record nothing, track bounds.
-pub(crate) struct Bounds;
-
-impl Visit for Bounds {
-    const BOUNDS: bool = true;
+impl Visit for Nothing {
     #[inline(always)]
     fn level(&mut self, _: NodePtr, _: usize, _: usize, _: usize) {}
 }
 
 /// The engine's one descent: from the node `root` (non-zero) to the leaf slot holding
-/// `index` (its bounds only when `V` tracks them), reporting every level to `v`. `None` if it met a dead node (the caller restarts
+/// `index`, reporting every level to `v`. `None` if it met a dead node (the caller restarts
 /// from a fresh root load).
 ///
-/// Pivots are loaded Relaxed: they never change while a node is reachable, and the Acquire
-/// load of the node pointer already ordered their initialisation before us.
+/// Pivots are loaded with the accessor's ordering (Acquire for readers, see [`find_slot`]);
+/// the Acquire load of the node pointer already ordered their initialisation before us.
 ///
 /// # Safety
 /// `root` and every node reachable from it stay allocated while `a` is in use (a reader's
@@ -129,17 +126,8 @@ pub(crate) unsafe fn descend<A: Access, V: Visit>(
         let n = unsafe { node.node() };
         // The pivot count straight from the tag bits: this loop is the hottest in the crate.
         let np = node.pivot_count();
-        let off = slot_index(n, np, index);
-        let (lo, hi) = if V::BOUNDS {
-            // Relaxed: pivots are immutable while reachable (see above).
-            let p = |i: usize| n.body[i].load(Ordering::Relaxed);
-            (
-                if off == 0 { min } else { p(off - 1) + 1 },
-                if off < np { p(off) } else { max },
-            )
-        } else {
-            (0, 0)
-        };
+        // Bounds from the search's own loads (unused ones fold away in `load`).
+        let (off, lo, hi) = find_slot(n, np, index, min, max, A::PIVOTS);
         // Slots start right after the pivots.
         let child = a.slot(&n.body[np + off]);
         // SAFETY: reached by this descent.
@@ -189,7 +177,7 @@ pub(crate) unsafe fn walk<G: Guard>(tree: &RawTree, g: &G, index: usize) -> Leaf
             };
         }
         // SAFETY: `root` was loaded under the live section `g`.
-        if let Some(f) = unsafe { descend(&a, root, index, &mut Bounds) } {
+        if let Some(f) = unsafe { descend(&a, root, index, &mut Nothing) } {
             return f;
         }
     }
@@ -209,7 +197,7 @@ pub(crate) unsafe fn load<G: Guard>(tree: &RawTree, g: &G, index: usize) -> usiz
             return 0;
         }
         // SAFETY: `root` was loaded under the live section `g`.
-        if let Some(f) = unsafe { descend(&a, root, index, &mut NoBounds) } {
+        if let Some(f) = unsafe { descend(&a, root, index, &mut Nothing) } {
             return f.slot.word;
         }
     }
@@ -290,19 +278,15 @@ impl LeafCursor {
                 let ty = p.leaf.ty();
                 // SAFETY: the leaf was reached under this same live section.
                 let n = unsafe { p.leaf.node() };
-                let mut off = 0;
-                let mut lo = p.leaf_min;
-                let mut hi = p.leaf_max;
-                while off < ty.pivots() {
-                    // Relaxed: pivots are immutable while reachable.
-                    let pv = n.pivot(ty, off).load(Ordering::Relaxed);
-                    if index <= pv {
-                        hi = pv;
-                        break;
-                    }
-                    lo = pv + 1;
-                    off += 1;
-                }
+                // Acquire: see `find_slot`.
+                let (off, lo, hi) = find_slot(
+                    n,
+                    ty.pivots(),
+                    index,
+                    p.leaf_min,
+                    p.leaf_max,
+                    Ordering::Acquire,
+                );
                 // Acquire (via protect): see `walk`.
                 let word = g.protect_word(n.slot(ty, off), Ordering::Acquire);
                 // SAFETY: protected by the section.

@@ -15,7 +15,8 @@ pub(crate) enum Plan {
     ExactFit(Edit),
     /// One pivot moves and one slot changes.
     SlotStore(Edit),
-    /// Exclusive mode: the store cuts the tail off the leaf's last slot, in place.
+    /// The store cuts the tail off the leaf's last slot: in place (under readers only in
+    /// plain trees).
     Append(Edit),
     /// The leaf is rewritten as one leaf.
     NodeStore(Edit),
@@ -130,7 +131,12 @@ impl Writer<'_> {
             Plan::Rebalance(e)
         } else if ol == of + 1 && e.new_end == end {
             Plan::SlotStore(e)
-        } else if self.mode == Mode::Exclusive && of == end - 1 && ol == of && e.keep_left() {
+        } else if (self.mode == Mode::Exclusive || !self.tree.alloc)
+            && of == end - 1
+            && ol == of
+            && e.keep_left()
+        {
+            // In place, also under readers in a plain tree (no gaps to keep in step).
             Plan::Append(e)
         } else {
             Plan::NodeStore(e)

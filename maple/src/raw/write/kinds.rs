@@ -211,22 +211,40 @@ impl Writer<'_> {
     }
 
     /// [`StoreKind::Append`](super::StoreKind::Append): the store lands inside the leaf's
-    /// last slot, which is cut into two or three pieces written into the free slots after
-    /// it (exclusive mode only; classification guarantees the pieces fit).
+    /// last slot, after its first index (classification guarantees the pieces fit). The
+    /// slot is cut in place into two or three pieces written into the free slots after it,
+    /// also under readers (plain trees; an allocation tree's gaps would change too):
+    ///
+    /// 1. the words past the leaf's end are prepared: the right piece's slot, its pivot
+    ///    (while the last used pivot still holds the maximum, a sorted search never
+    ///    reaches past it), then the new range's slot;
+    /// 2. one Release store moves the last used pivot down to `first - 1`: readers
+    ///    (Acquire pivot loads, see `node::find_slot`) see the old leaf or the whole new
+    ///    one, never the new range without its right bound.
+    ///
+    /// A reader's quarter probes may meet the prepared pivot before the publishing store
+    /// and land past the old end: only for an index after `last`, whose value is the same
+    /// before and after (the right piece keeps the old slot's value), with the bounds the
+    /// store is about to publish. Nothing is replaced and nothing retired.
     pub(super) fn append(&mut self, path: &Path, e: &Edit) {
-        debug_assert_eq!(self.mode, Mode::Exclusive);
+        debug_assert!(self.mode == Mode::Exclusive || !self.tree.alloc);
         let leaf = *path.leaf();
         let (ty, n) = (NodeType::Leaf, self.node(leaf.node));
         self.account_leaf(n, e);
         let tail = e.of;
-        // Relaxed loads and stores: exclusive mode, no readers.
+        // Relaxed: writer-side read.
         let old = n.slot(ty, tail).load(Ordering::Relaxed);
+        // Release stores: each word a reader may reach after the publishing store must be
+        // visible to it (its Acquire pivot load pairs with the last store, which orders
+        // every earlier store before it; the earlier ones are Release too because a quarter
+        // probe may read the right piece's pivot first, see above).
         if e.keep_right() {
-            n.slot(ty, tail + 2).store(old, Ordering::Relaxed);
-            n.pivot(ty, tail + 1).store(e.last, Ordering::Relaxed);
+            n.slot(ty, tail + 2).store(old, Ordering::Release);
+            n.pivot(ty, tail + 1).store(e.last, Ordering::Release);
         }
-        n.slot(ty, tail + 1).store(e.word, Ordering::Relaxed);
-        n.pivot(ty, tail).store(e.first - 1, Ordering::Relaxed);
+        n.slot(ty, tail + 1).store(e.word, Ordering::Release);
+        // Release: the publishing store.
+        n.pivot(ty, tail).store(e.first - 1, Ordering::Release);
         if self.tree.alloc {
             self.fix_gaps_in_place(path);
         }
@@ -294,13 +312,15 @@ impl Writer<'_> {
         let d = run.depth;
         let (l, r) = (run.first.lv[d], run.last.lv[d]);
         let (ln, rn) = (self.node(l.node), self.node(r.node));
+        let ty = NodeType::Leaf;
         let items = &mut run.items;
-        for i in 0..e.of {
-            items.push_leaf(ln.item(NodeType::Leaf, i, l.max));
-        }
+        // Inside a leaf empties are merged already: only the seams need `push_leaf`.
+        items.extend_from_node(ln, ty, l.max, 0, e.of);
         Self::pieces(e, ln, rn, |it| items.push_leaf(it));
-        for i in e.ol + 1..rn.end(NodeType::Leaf, r.max) {
-            items.push_leaf(rn.item(NodeType::Leaf, i, r.max));
+        let end = rn.end(ty, r.max);
+        if e.ol + 1 < end {
+            items.push_leaf(rn.item(ty, e.ol + 1, r.max));
+            items.extend_from_node(rn, ty, r.max, e.ol + 2, end);
         }
     }
 

@@ -258,13 +258,13 @@ impl Writer<'_> {
         let next = run.last.lv[d];
         self.garbage.replaced.push(next.node);
         let (ty, nn) = (next.node.ty(), self.node(next.node));
-        for i in 0..nn.end(ty, next.max) {
-            let it = nn.item(ty, i, next.max);
-            if ty.is_leaf() {
-                run.items.push_leaf(it);
-            } else {
-                run.items.push(it);
-            }
+        let end = nn.end(ty, next.max);
+        if ty.is_leaf() {
+            // The seam may join two empty ranges (a trailing empty handed over).
+            run.items.push_leaf(nn.item(ty, 0, next.max));
+            run.items.extend_from_node(nn, ty, next.max, 1, end);
+        } else {
+            run.items.extend_from_node(nn, ty, next.max, 0, end);
         }
         true
     }
@@ -314,13 +314,10 @@ impl Writer<'_> {
         let ty = pl.node.ty();
         let (ln, rn) = (self.node(pl.node), self.node(pr.node));
         run.items.clear();
-        for i in 0..pl.off {
-            run.items.push(ln.item(ty, i, pl.max));
-        }
+        run.items.extend_from_node(ln, ty, pl.max, 0, pl.off);
         run.items.extend_from_slice(new);
-        for i in pr.off + 1..rn.end(ty, pr.max) {
-            run.items.push(rn.item(ty, i, pr.max));
-        }
+        run.items
+            .extend_from_node(rn, ty, pr.max, pr.off + 1, rn.end(ty, pr.max));
         run.depth = d - 1;
     }
 

@@ -196,7 +196,6 @@ impl Path {
 }
 
 impl Visit for Path {
-    const BOUNDS: bool = true;
     #[inline(always)]
     fn level(&mut self, node: NodePtr, min: usize, max: usize, off: usize) {
         self.lv.push(Level {
@@ -261,23 +260,61 @@ impl<'w> Writer<'w> {
             return StoreKind::Root;
         }
         let mut path = Path::new();
+        self.descend(first, &mut path);
+        // SAFETY: the caller's contract on `word`.
+        unsafe { self.store_at(&mut path, first, last, word) }
+    }
+
+    /// Empty the whole range holding `index`, if it holds an entry: returns the range, the
+    /// entry word and the kind of store that ran. One descent (a separate lookup and
+    /// punch would descend twice).
+    pub(crate) fn erase(&mut self, index: usize) -> Option<(usize, usize, usize, StoreKind)> {
+        if self.root() == 0 {
+            return None;
+        }
+        let mut path = Path::new();
+        self.descend(index, &mut path);
+        let leaf = *path.leaf();
+        let n = self.node(leaf.node);
+        // Relaxed: writer-side read.
+        let word = n.slot(NodeType::Leaf, leaf.off).load(Ordering::Relaxed);
+        if word == 0 {
+            return None;
+        }
+        let (first, last) = n.slot_range(NodeType::Leaf, leaf.min, leaf.max, leaf.off);
+        // The path leads to `first` already (the same slot).
+        // SAFETY: storing nothing hands no word to the tree.
+        let kind = unsafe { self.store_at(&mut path, first, last, 0) };
+        Some((first, last, word, kind))
+    }
+
+    /// Store `word` over `[first, last]`; `path` leads to the leaf slot holding `first`.
+    ///
+    /// # Safety
+    /// As for [`Writer::store`].
+    unsafe fn store_at(
+        &mut self,
+        path: &mut Path,
+        first: usize,
+        last: usize,
+        word: usize,
+    ) -> StoreKind {
         let (first, last) = if word == 0 {
-            self.widen_punch(&mut path, first, last)
+            self.widen_punch(path, first, last)
         } else {
-            self.descend(first, &mut path);
             (first, last)
         };
-        let store = self.classify(&path, first, last, word);
-        let kind = store.kind();
-        match store {
+        let plan = self.classify(path, first, last, word);
+        let kind = plan.kind();
+        match plan {
             Plan::NewRoot => self.new_root(word),
-            Plan::ExactFit(e) => self.exact_fit(&path, &e),
-            Plan::SlotStore(e) => self.slot_store(&path, &e),
-            Plan::Append(e) => self.append(&path, &e),
-            Plan::NodeStore(e) => self.node_store(&path, &e),
-            Plan::Split(e) => self.split(&mut path, &e),
-            Plan::Rebalance(e) => self.rebalance(&mut path, &e),
-            Plan::Spanning => self.spanning(&mut path, first, last, word),
+            Plan::ExactFit(e) => self.exact_fit(path, &e),
+            Plan::SlotStore(e) => self.slot_store(path, &e),
+            Plan::Append(e) => self.append(path, &e),
+            Plan::NodeStore(e) => self.node_store(path, &e),
+            Plan::Split(e) => self.split(path, &e),
+            Plan::Rebalance(e) => self.rebalance(path, &e),
+            Plan::Spanning => self.spanning(path, first, last, word),
         }
         kind
     }
@@ -318,19 +355,18 @@ impl<'w> Writer<'w> {
     /// The slot `[min, max]` and word holding `index` (the tree is not empty).
     fn slot_of(&self, index: usize) -> (usize, usize, usize) {
         // SAFETY: as in `descend`.
-        let f = unsafe { walk::descend(&Owned, self.root(), index, &mut walk::Bounds) };
+        let f = unsafe { walk::descend(&Owned, self.root(), index, &mut walk::Nothing) };
         let s = f
             .map(|f| f.slot)
             .expect("the writer never meets a dead node");
         (s.min, s.max, s.word)
     }
 
-    /// Widen a hole punch over the empty ranges next to it, so empties stay merged, and
-    /// descend to its (new) first index. The slot before `first` lies in the same leaf or
-    /// ends the previous leaf, which never ends in an empty slot: only the right side can
-    /// need a second descent.
+    /// Widen a hole punch over the empty ranges next to it, so empties stay merged; `path`
+    /// leads to `first` (and still does to the widened one). The slot before `first` lies
+    /// in the same leaf or ends the previous leaf, which never ends in an empty slot: only
+    /// the right side can need a second descent.
     fn widen_punch(&self, path: &mut Path, mut first: usize, mut last: usize) -> (usize, usize) {
-        self.descend(first, path);
         let h = path.height();
         let leaf = *path.leaf();
         let n = self.node(leaf.node);
