@@ -162,3 +162,37 @@ fn recycled_node_reuse() {
         assert_eq!(r.load(55).map(Value::get), Some(4));
     });
 }
+
+/// A reader racing an in-place append (a plain tree's leaf cut in its last slot, under
+/// readers): the writer prepares the words past the leaf's end, then publishes with one
+/// Release store of the last used pivot. Every walk sees the old leaf or the new one (a
+/// walk past the new range may see the new bounds of the trailing empty range early:
+/// that range is empty before and after), and once the reader has seen the new range it
+/// keeps seeing it.
+#[test]
+fn in_place_append() {
+    loom::model(|| {
+        let t = Arc::new(MapleTree::<Value>::new());
+        t.lock().store_range(10..=19, v(1)).unwrap();
+        let t2 = t.clone();
+        let reader = thread::spawn(move || {
+            let r = t2.read();
+            let w = |i| {
+                let (range, x) = r.walk(i);
+                (range, x.map(Value::get))
+            };
+            (w(35), w(45), w(35), w(25))
+        });
+        t.lock().store_range(30..=39, v(2)).unwrap();
+        assert_eq!(t.last_store_kind(), Some(StoreKind::Append));
+        let (a, b, c, d) = reader.join().unwrap();
+        let old = (20..=usize::MAX, None);
+        let new35 = (30..=39, Some(2));
+        assert!(a == old || a == new35, "walk(35) saw {a:?}");
+        assert!(b == old || b == (40..=usize::MAX, None), "walk(45) saw {b:?}");
+        assert!(c == old || c == new35, "walk(35) saw {c:?}");
+        assert!(!(a == new35 && c == old), "saw the new range, then the old one");
+        assert!(d == old || d == (20..=29, None), "walk(25) saw {d:?}");
+        t.validate().unwrap();
+    });
+}
