@@ -189,10 +189,32 @@ fn in_place_append() {
         let old = (20..=usize::MAX, None);
         let new35 = (30..=39, Some(2));
         assert!(a == old || a == new35, "walk(35) saw {a:?}");
-        assert!(b == old || b == (40..=usize::MAX, None), "walk(45) saw {b:?}");
+        assert!(
+            b == old || b == (40..=usize::MAX, None),
+            "walk(45) saw {b:?}"
+        );
         assert!(c == old || c == new35, "walk(35) saw {c:?}");
-        assert!(!(a == new35 && c == old), "saw the new range, then the old one");
+        assert!(
+            !(a == new35 && c == old),
+            "saw the new range, then the old one"
+        );
         assert!(d == old || d == (20..=29, None), "walk(25) saw {d:?}");
         t.validate().unwrap();
+    });
+}
+
+/// A gap search on a plain tree racing an in-place append: it answers for the old leaf or
+/// the new one (it reads pivots with Acquire, like every reader).
+#[test]
+fn gap_search_during_append() {
+    loom::model(|| {
+        let t = Arc::new(MapleTree::<Value>::new());
+        t.lock().store_range(10..=19, v(1)).unwrap();
+        let t2 = t.clone();
+        let reader = thread::spawn(move || t2.read().empty_area(30..=60, 15));
+        t.lock().store_range(30..=39, v(2)).unwrap();
+        assert_eq!(t.last_store_kind(), Some(StoreKind::Append));
+        let got = reader.join().unwrap();
+        assert!(got == Ok(30) || got == Ok(40), "empty_area saw {got:?}");
     });
 }

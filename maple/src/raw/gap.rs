@@ -35,8 +35,8 @@ unsafe fn read_node<G: Guard>(
     let mut len = 0;
     for (i, item) in items.iter_mut().enumerate().take(ty.slots()) {
         let piv = if i < ty.pivots() {
-            // Relaxed: pivots are immutable while reachable.
-            n.pivot(ty, i).load(Ordering::Relaxed).min(max)
+            // Acquire (inside `pivot`): a plain tree's leaf can be appended to in place.
+            n.pivot(ty, i).min(max)
         } else {
             max
         };

@@ -215,9 +215,18 @@ impl Node {
         }
     }
 
-    /// Pivot `i` (in place, for per-word reads and stores).
+    /// Pivot `i`, loaded with Acquire: the reader's per-word accessor. Pivots of a
+    /// reachable node can change in place (a plain tree's append, see [`find_slot`]), so a
+    /// reader must not read them with a weaker ordering.
     #[inline(always)]
-    pub(crate) fn pivot(&self, _ty: NodeType, i: usize) -> &AtomicUsize {
+    pub(crate) fn pivot(&self, _ty: NodeType, i: usize) -> usize {
+        // Acquire: see above.
+        self.body[i].load(Ordering::Acquire)
+    }
+
+    /// Pivot `i` in place: the writer's access (its own reads may be Relaxed).
+    #[inline(always)]
+    pub(crate) fn pivot_cell(&self, _ty: NodeType, i: usize) -> &AtomicUsize {
         &self.body[i]
     }
 
@@ -240,7 +249,7 @@ impl Node {
     pub(crate) fn pivot_or_max(&self, ty: NodeType, i: usize, max: usize) -> usize {
         if i < ty.pivots() {
             // Relaxed: writer side, or writers excluded.
-            self.pivot(ty, i).load(Ordering::Relaxed)
+            self.pivot_cell(ty, i).load(Ordering::Relaxed)
         } else {
             max
         }
@@ -260,7 +269,7 @@ impl Node {
             min
         } else {
             // Relaxed: writer side, or writers excluded.
-            self.pivot(ty, off - 1).load(Ordering::Relaxed) + 1
+            self.pivot_cell(ty, off - 1).load(Ordering::Relaxed) + 1
         };
         (lo, self.pivot_or_max(ty, off, max))
     }

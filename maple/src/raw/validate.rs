@@ -112,8 +112,7 @@ unsafe fn check(
     let mut prev: Option<usize> = None;
     let mut end = ty.slots();
     for i in 0..ty.pivots() {
-        // Relaxed: writers excluded.
-        let p = n.pivot(ty, i).load(Ordering::Relaxed);
+        let p = n.pivot(ty, i);
         if p > max {
             return err(path, format!("pivot {i} = {p} beyond node max {max}"));
         }
@@ -132,8 +131,7 @@ unsafe fn check(
         if p == max {
             end = i + 1;
             for j in i + 1..ty.pivots() {
-                // Relaxed: writers excluded.
-                let u = n.pivot(ty, j).load(Ordering::Relaxed);
+                let u = n.pivot(ty, j);
                 if u != max {
                     return err(path, format!("unused pivot {j} = {u}, expected max {max}"));
                 }
@@ -145,12 +143,7 @@ unsafe fn check(
         // Relaxed: writers excluded.
         let w = n.slot(ty, i).load(Ordering::Relaxed);
         if i < end {
-            let piv = if i < ty.pivots() {
-                // Relaxed: writers excluded.
-                n.pivot(ty, i).load(Ordering::Relaxed)
-            } else {
-                max
-            };
+            let piv = if i < ty.pivots() { n.pivot(ty, i) } else { max };
             let gap = if ty == NodeType::ARange {
                 // Relaxed: writers excluded.
                 n.gap(ty, i).load(Ordering::Relaxed)

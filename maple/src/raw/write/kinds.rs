@@ -199,11 +199,11 @@ impl Writer<'_> {
         if e.keep_left() {
             // [r_min, first - 1] keeps slot `of`; slot `of + 1` becomes [first, its end].
             n.slot(ty, e.of + 1).store(e.word, Ordering::Relaxed);
-            n.pivot(ty, e.of).store(e.first - 1, Ordering::Relaxed);
+            n.pivot_cell(ty, e.of).store(e.first - 1, Ordering::Relaxed);
         } else {
             // Slot `of` becomes [its start, last]; slot `of + 1` keeps the rest.
             n.slot(ty, e.of).store(e.word, Ordering::Relaxed);
-            n.pivot(ty, e.of).store(e.last, Ordering::Relaxed);
+            n.pivot_cell(ty, e.of).store(e.last, Ordering::Relaxed);
         }
         if self.tree.alloc {
             self.fix_gaps_in_place(path);
@@ -240,11 +240,11 @@ impl Writer<'_> {
         // probe may read the right piece's pivot first, see above).
         if e.keep_right() {
             n.slot(ty, tail + 2).store(old, Ordering::Release);
-            n.pivot(ty, tail + 1).store(e.last, Ordering::Release);
+            n.pivot_cell(ty, tail + 1).store(e.last, Ordering::Release);
         }
         n.slot(ty, tail + 1).store(e.word, Ordering::Release);
         // Release: the publishing store.
-        n.pivot(ty, tail).store(e.first - 1, Ordering::Release);
+        n.pivot_cell(ty, tail).store(e.first - 1, Ordering::Release);
         if self.tree.alloc {
             self.fix_gaps_in_place(path);
         }
