@@ -15,6 +15,9 @@
 //!                        the write table's sequences (`benches/src/tables/write.rs`): N/10
 //!                        operations, one lock() each, on a tree of N layout ranges
 //! callgrind lookup [N]   10^6 random point loads, a read guard each, on a tree of N ranges
+//! callgrind rw [N]       the same loads while a second thread churns the tree (erase a
+//!                        random range, store it back, as the rw table's writer): run with
+//!                        `--separate-threads=yes` and read the reader thread's count
 //! ```
 //!
 //! Run through `benches/callgrind.sh`, which also measures the kernel's C tree when its
@@ -115,6 +118,11 @@ fn cg_loop_lookup(t: &Tree<Seize>, pts: &[usize]) -> usize {
     pts.len()
 }
 
+#[inline(never)]
+fn cg_loop_rw(t: &Tree<Seize>, pts: &[usize]) -> usize {
+    cg_loop_lookup(t, pts)
+}
+
 fn build(layout: &Layout) -> Tree<Seize> {
     let t = Tree::<Seize>::default();
     for (s, e, v) in layout.entries() {
@@ -172,6 +180,34 @@ fn main() {
             };
             t.validate().expect("valid after the writes");
             done
+        }
+        "rw" => {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            let t = build(&layout);
+            let mut pts = layout.points();
+            let pts: Vec<usize> = (0..1_000_000).map(|_| pts.next_point()).collect();
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let writer = s.spawn(|| {
+                    let mut rng = SplitMix64::new(0x5EED);
+                    let mut steps = 0u64;
+                    // Relaxed: a stop request; the join orders the rest.
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = rng.below(layout.len() as u64) as usize;
+                        let (a, b) = layout.ranges()[i];
+                        t.lock().erase(a);
+                        let _ = t.lock().store_range(a..=b, value(i as u64));
+                        steps += 1;
+                    }
+                    steps
+                });
+                let done = cg_loop_rw(&t, &pts);
+                // Relaxed: see above.
+                stop.store(true, Ordering::Relaxed);
+                let steps = writer.join().expect("writer thread");
+                println!("writer steps {steps}");
+                done
+            })
         }
         "lookup" => {
             let t = build(&layout);

@@ -13,9 +13,12 @@
 //!    dead batch; [`pack`] puts them into a [`Batch`] that is retired through the tree's
 //!    domain as **one** object;
 //! 3. after the grace period the domain runs [`RecycleBatch::reclaim`], which moves the
-//!    nodes into the pool's shared list (bounded by [`POOL_CAP`]; the excess goes to the
-//!    allocator);
-//! 4. when the stash runs low it takes the whole shared list at once ([`Stash::refill`]).
+//!    nodes into the pool's shared list. It never frees: with seize the thread that runs a
+//!    reclamation is often a *reader* leaving its section, and a reader should not pay for
+//!    the writer's memory management (freeing was most of what a reader lost under a
+//!    churning writer);
+//! 4. at the start of each write the stash takes the whole shared list at once
+//!    ([`Stash::refill`]) and the writer frees what exceeds [`POOL_CAP`].
 //!
 //! Nothing is leaked: the stash is freed when the tree (its writer session) drops, the
 //! shared list when the last reference to the pool drops (the tree, or the last batch still
@@ -31,15 +34,16 @@ use rcu::Reclaim;
 
 use super::node::Node;
 
-/// Most free nodes kept in a pool's shared list (32 KiB of nodes); more are freed. The
-/// stash takes at most this many at once, so a tree caches at most twice this.
-pub(crate) const POOL_CAP: usize = 128;
+/// Most spare nodes a writer keeps (64 KiB of nodes); it frees the rest when it refills.
+/// The shared list is unbounded between two writes: it holds at most what those writes
+/// retired.
+pub(crate) const POOL_CAP: usize = 256;
 
 /// Most nodes one [`Batch`] carries (the batch is 112 bytes: small blocks are the
 /// allocator's cheapest).
 pub(crate) const BATCH_NODES: usize = 12;
 
-/// Most empty [`Batch`] boxes kept for reuse by a pool (and by a stash).
+/// Most empty [`Batch`] boxes a writer keeps for reuse.
 const BATCH_CAP: usize = 64;
 
 /// The allocation layout of a node.
@@ -114,7 +118,8 @@ impl Stash {
         self.spare.len()
     }
 
-    /// Take every free node (and empty batch box) of `pool`.
+    /// Take every free node (and empty batch box) of `pool`, then free the spare nodes
+    /// beyond [`POOL_CAP`] (the writer's thread pays for that, not a reader's).
     pub(crate) fn refill(&mut self, pool: &NodePool) {
         // Relaxed: a hint; the lock below orders the list's contents.
         if pool.count.load(Ordering::Relaxed) == 0 {
@@ -129,8 +134,13 @@ impl Stash {
         } else {
             self.spare.append(&mut f.nodes);
         }
-        if self.batches.len() < BATCH_CAP {
-            self.batches.append(&mut f.batches);
+        self.batches.append(&mut f.batches);
+        drop(f);
+        self.batches.truncate(BATCH_CAP);
+        if self.spare.len() > POOL_CAP {
+            // SAFETY: the type's invariant; the freed addresses leave the list right after.
+            unsafe { free_all(&self.spare[POOL_CAP..]) };
+            self.spare.truncate(POOL_CAP);
         }
     }
 
@@ -172,7 +182,8 @@ struct Free {
     /// Free node allocations (the pool's invariant).
     nodes: Vec<usize>,
     /// Empty batch boxes (their `pool` is `None`: a box here holds no reference to the
-    /// pool, so the pool can drop). The allocations themselves are what is reused.
+    /// pool, so the pool can drop). The allocations themselves are what is reused;
+    /// unbounded between two writes, like `nodes`.
     #[allow(clippy::vec_box)]
     batches: Vec<Box<Batch>>,
 }
@@ -200,25 +211,19 @@ impl NodePool {
         v.len()
     }
 
-    /// Add the nodes of `batch` to the shared list, freeing those beyond [`POOL_CAP`], and
-    /// keep the (emptied) batch box for reuse.
+    /// Add the nodes of `batch` to the shared list and keep the (emptied) batch box for
+    /// reuse. Frees nothing while the tree lives (see the module docs).
     ///
     /// # Safety
     /// Every node of the batch is an unreferenced node allocation, handed over to the pool.
     unsafe fn give(&self, mut batch: Box<Batch>) {
-        let nodes = &batch.nodes[..batch.len];
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let room = POOL_CAP.saturating_sub(f.nodes.len()).min(nodes.len());
         // INVARIANT: the caller's contract.
-        f.nodes.extend_from_slice(&nodes[..room]);
+        f.nodes.extend_from_slice(&batch.nodes[..batch.len]);
         // Relaxed: a hint, see `count`.
         self.count.store(f.nodes.len(), Ordering::Relaxed);
-        // SAFETY: forwarded; these did not fit and are still ours.
-        unsafe { free_all(&nodes[room..]) };
         batch.len = 0;
-        if f.batches.len() < BATCH_CAP {
-            f.batches.push(batch);
-        }
+        f.batches.push(batch);
     }
 }
 

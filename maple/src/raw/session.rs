@@ -27,9 +27,6 @@ use super::write::{Garbage, Mode, StoreKind, Writer};
 use super::RawTree;
 use crate::entry::{drop_word, Entry};
 
-/// Below this many spare nodes a write first takes the pool's free nodes.
-const STASH_LOW: usize = 4;
-
 /// The writer's state; see the module docs.
 ///
 /// # Invariants
@@ -64,9 +61,9 @@ impl Session {
         last: usize,
         word: usize,
     ) -> StoreKind {
-        if self.stash.len() < STASH_LOW {
-            self.stash.refill(&tree.pool);
-        }
+        // Every write takes what reclamation returned (a Relaxed load when nothing did),
+        // so the shared list never holds more than the nodes retired since the last write.
+        self.stash.refill(&tree.pool);
         // SAFETY: the lock makes this the tree's one writer; the garbage is disposed of
         // below, after the write returned.
         let mut w = unsafe { Writer::new(tree, Mode::Rcu, &mut self.garbage, &mut self.stash) };
@@ -121,9 +118,9 @@ impl Session {
         domain: &D,
         index: usize,
     ) -> Option<(usize, usize, usize)> {
-        if self.stash.len() < STASH_LOW {
-            self.stash.refill(&tree.pool);
-        }
+        // Every write takes what reclamation returned (a Relaxed load when nothing did),
+        // so the shared list never holds more than the nodes retired since the last write.
+        self.stash.refill(&tree.pool);
         // SAFETY: as in `store`.
         let mut w = unsafe { Writer::new(tree, Mode::Rcu, &mut self.garbage, &mut self.stash) };
         let (first, last, word, _kind) = w.erase(index)?;
