@@ -56,9 +56,12 @@ use crate::raw::{dump, gap, validate, RawTree};
 /// over to the domain (old values, replaced nodes) may be leaked, never freed twice. The
 /// write lock is poisoned by such a panic; the tree ignores the poison, so later
 /// [`MapleTree::lock`] calls work normally.
+#[repr(C)] // in this order: what readers read apart from what every write changes
 pub struct MapleTree<E: Entry, D: Domain = Seize> {
-    raw: RawTree,
+    /// Read by readers (entering and leaving sections).
     domain: D,
+    /// The engine: the root in a cache line of its own, then the writer's counters.
+    raw: RawTree,
     /// The write lock, around the writer's session (the engine's bookkeeping between
     /// writes).
     lock: Mutex<Session>,

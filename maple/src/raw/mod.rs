@@ -22,19 +22,25 @@ pub(crate) mod validate;
 pub(crate) mod walk;
 pub(crate) mod write;
 
+use crossbeam_utils::CachePadded;
 use rcu::sync::atomic::AtomicUsize;
 
 pub use write::StoreKind;
 
 /// The shared state of one tree: the root word and the writer-maintained counters.
 ///
+/// `root`, which every reader loads, has a cache line of its own: the counters next to it
+/// change with every write, and sharing its line would make every write cost every
+/// reader a cache miss.
+///
 /// # Invariants
 /// `root` is 0 (empty tree) or an encoded pointer to a live root node whose parent word is
 /// 0. Only the writer (holding the tree's lock, or `&mut`) stores to any of these fields or
 /// to any node reachable from `root`.
+#[repr(C)] // `root` first, alone in its (padded) line
 pub(crate) struct RawTree {
     /// Encoded root node pointer, 0 when the tree is empty.
-    pub(crate) root: AtomicUsize,
+    pub(crate) root: CachePadded<AtomicUsize>,
     /// Number of non-empty ranges.
     pub(crate) len: AtomicUsize,
     /// Levels (0 empty, 1 a single leaf).
@@ -51,7 +57,7 @@ pub(crate) struct RawTree {
 impl RawTree {
     pub(crate) fn new(alloc: bool) -> RawTree {
         RawTree {
-            root: AtomicUsize::new(0),
+            root: CachePadded::new(AtomicUsize::new(0)),
             len: AtomicUsize::new(0),
             height: AtomicUsize::new(0),
             alloc,
