@@ -14,7 +14,7 @@
 mod common;
 
 use common::{bounds, stress, Alloc, Gap, Oracle, SplitMix64};
-use maple::{AllocErrorKind, GapError, InsertErrorKind, MapleTree, Value};
+use maple::{AllocErrorKind, GapError, InsertErrorKind, MapleTree, StoreKind, Value};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use std::ops::RangeInclusive;
 
@@ -278,6 +278,10 @@ type Entries = Vec<(RangeInclusive<usize>, usize)>;
 struct Harness<E: TestEntry> {
     tree: MapleTree<E>,
     o: Oracle,
+    /// How many times each store kind ran (over every tree the harness has held).
+    kinds: [usize; StoreKind::COUNT],
+    /// The current tree's counts when last looked at.
+    seen: [usize; StoreKind::COUNT],
 }
 
 macro_rules! ensure {
@@ -297,13 +301,26 @@ where
             Harness {
                 tree: MapleTree::new_alloc(),
                 o: Oracle::new_alloc(),
+                kinds: [0; StoreKind::COUNT],
+                seen: [0; StoreKind::COUNT],
             }
         } else {
             Harness {
                 tree: MapleTree::new(),
                 o: Oracle::new(),
+                kinds: [0; StoreKind::COUNT],
+                seen: [0; StoreKind::COUNT],
             }
         }
+    }
+
+    /// Add the store kinds that ran since the last call (a replaced tree starts at 0).
+    fn count_kinds(&mut self) {
+        let now = self.tree.store_kind_counts();
+        for k in 0..StoreKind::COUNT {
+            self.kinds[k] += now[k].saturating_sub(self.seen[k]);
+        }
+        self.seen = now;
     }
 
     fn contents(&self) -> Entries {
@@ -605,19 +622,31 @@ fn run<E: TestEntry>(ops: &Ops, alloc: bool) -> TestResult
 where
     MapleTree<E>: std::fmt::Debug + Clone + FromIterator<(RangeInclusive<usize>, E)>,
 {
+    run_counting::<E>(ops, alloc).0
+}
+
+/// [`run`], also returning how many times each store kind ran.
+fn run_counting<E: TestEntry>(ops: &Ops, alloc: bool) -> (TestResult, [usize; StoreKind::COUNT])
+where
+    MapleTree<E>: std::fmt::Debug + Clone + FromIterator<(RangeInclusive<usize>, E)>,
+{
     let mut h = Harness::<E>::new(alloc);
     for (step, op) in ops.ops.iter().enumerate() {
         let res = h.apply(op).and_then(|probes| h.compare(&probes));
+        h.count_kinds();
         if let Err(msg) = res {
-            return TestResult::error(format!(
-                "step {step} ({op:?}) of {} [{}]: {msg}\ntree: {}",
-                ops.ops.len(),
-                if ops.spread { "spread" } else { "clustered" },
-                common::dump(&h.tree)
-            ));
+            return (
+                TestResult::error(format!(
+                    "step {step} ({op:?}) of {} [{}]: {msg}\ntree: {}",
+                    ops.ops.len(),
+                    if ops.spread { "spread" } else { "clustered" },
+                    common::dump(&h.tree)
+                )),
+                h.kinds,
+            );
         }
     }
-    TestResult::passed()
+    (TestResult::passed(), h.kinds)
 }
 
 /// Longest generated sequence (quickcheck then shrinks failing ones).
@@ -667,7 +696,7 @@ fn differential_box_alloc() {
 
 /// One long deterministic sequence per mode, so that trees grow several levels deep and
 /// shrink again (quickcheck's sequences are short).
-fn long_run(alloc: bool, spread: bool, seed: u64) {
+fn long_run(alloc: bool, spread: bool, seed: u64) -> [usize; StoreKind::COUNT] {
     let mut ig = IdxGen {
         rng: SplitMix64(seed),
         spread,
@@ -677,18 +706,39 @@ fn long_run(alloc: bool, spread: bool, seed: u64) {
         spread,
         ops: (0..n).map(|_| ig.op()).collect(),
     };
-    let res = run::<Value>(&ops, alloc);
+    let (res, kinds) = run_counting::<Value>(&ops, alloc);
     assert!(
         !res.is_failure() && !res.is_error(),
         "long run (alloc {alloc}, spread {spread}, seed {seed}) failed: {res:?}"
     );
+    kinds
+}
+
+/// Assert that every kind in `want` ran at least once.
+fn assert_kinds(what: &str, kinds: [usize; StoreKind::COUNT], want: &[StoreKind]) {
+    for &k in want {
+        assert!(
+            kinds[k as usize] > 0,
+            "{what}: no {k:?} store ran; counts {:?}",
+            StoreKind::ALL.iter().zip(kinds).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// The kinds a clustered run through the locked (RCU-mode) API reaches: all of them (an
+/// allocation tree appends in place only without readers, so not here).
+fn rcu_kinds(alloc: bool) -> Vec<StoreKind> {
+    StoreKind::ALL
+        .into_iter()
+        .filter(|&k| !(alloc && k == StoreKind::Append))
+        .collect()
 }
 
 /// Random operations on trees four to five levels deep: 20 000 ranges stored in ascending
 /// order, then random stores, punches, inserts and erases whose widths reach tens of
 /// thousands of indices, so spanning stores cross several levels and rebalances cascade.
 /// The full contents are compared every 20 operations, the touched indices after each.
-fn deep_run(alloc: bool, seed: u64) {
+fn deep_run(alloc: bool, seed: u64) -> [usize; StoreKind::COUNT] {
     let mut h = Harness::<Value>::new(alloc);
     let mut rng = SplitMix64(seed);
     let mut at = 0usize;
@@ -759,31 +809,54 @@ fn deep_run(alloc: bool, seed: u64) {
         }
     }
     h.compare(&[]).unwrap_or_else(|e| panic!("at the end: {e}"));
+    h.count_kinds();
+    h.kinds
 }
+
+/// Deep trees: splits, rebalances and spanning stores across several levels.
+const DEEP_KINDS: [StoreKind; 5] = [
+    StoreKind::ExactFit,
+    StoreKind::NodeStore,
+    StoreKind::Split,
+    StoreKind::Rebalance,
+    StoreKind::Spanning,
+];
 
 #[test]
 fn deep_plain() {
-    deep_run(false, 31);
+    assert_kinds("deep plain", deep_run(false, 31), &DEEP_KINDS);
 }
 
 #[test]
 fn deep_alloc() {
-    deep_run(true, 32);
+    assert_kinds("deep alloc", deep_run(true, 32), &DEEP_KINDS);
 }
 
 #[test]
 fn long_clustered_plain() {
-    long_run(false, false, 1);
+    assert_kinds(
+        "long clustered plain",
+        long_run(false, false, 1),
+        &rcu_kinds(false),
+    );
 }
 
 #[test]
 fn long_clustered_alloc() {
-    long_run(true, false, 2);
+    assert_kinds(
+        "long clustered alloc",
+        long_run(true, false, 2),
+        &rcu_kinds(true),
+    );
 }
 
 #[test]
 fn long_spread_alloc() {
-    long_run(true, true, 3);
+    assert_kinds(
+        "long spread alloc",
+        long_run(true, true, 3),
+        &rcu_kinds(true),
+    );
 }
 
 mod oracle_self_test {
