@@ -44,6 +44,16 @@ fn every_kind_in_rcu_mode() {
         // Moves the pivot between [10,19] and [20,29]: one pivot, one slot.
         st(&t, 15, 29, 4, StoreKind::SlotStore);
         assert_eq!(t.read().walk(14).0, 10..=14);
+        // Cutting the empty tail of a leaf: in place under readers in a plain tree (one
+        // publishing pivot store); an allocation tree copies the leaf (its gaps change).
+        let tail = if alloc {
+            StoreKind::NodeStore
+        } else {
+            StoreKind::Append
+        };
+        st(&t, 40, 45, 5, tail);
+        assert_eq!(t.read().walk(35), (30..=39, None));
+        assert_eq!(t.read().walk(50), (46..=usize::MAX, None));
         // Fill the single leaf until it splits (a new root above two leaves).
         let mut i = 3;
         while t.height() == 1 {
