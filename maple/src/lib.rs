@@ -63,7 +63,11 @@
 //!
 //! Writes are classified before they run into a [`StoreKind`] (exact fit, slot store,
 //! append, node store, split, rebalance, spanning store, new root, ...), one code path
-//! each, as in the kernel.
+//! each, as in the kernel. With the `stats` feature the tree counts which kinds ran
+//! (`MapleTree::last_store_kind`, `MapleTree::store_kind_counts`; the crate's own tests
+//! turn it on); without it writes pay nothing for statistics. The tree grows and shrinks
+//! where the kernel's does: a write that leaves a node other than the root with at most 6
+//! slots (4 in allocation trees' internal nodes) rebalances it with a neighbour.
 //!
 //! # Gap search on plain trees
 //! [`ReadGuard::empty_area`] and [`ReadGuard::empty_area_rev`] also work on plain trees, by a

@@ -42,6 +42,65 @@ impl Churn for RwLockBTreePeer {
     }
 }
 
+/// Control: the maple (seize) reader with a second thread that only computes (no memory
+/// traffic). What any busy second thread costs a reader on this machine (shared core
+/// resources, clock), independent of the tree.
+pub struct SpinControl(Maple<Seize>);
+
+impl RangeLookup for SpinControl {
+    const NAME: &'static str = "control: maple (seize) + a computing thread";
+    fn build(layout: &Layout) -> Self {
+        Self(Maple::build(layout))
+    }
+    #[inline]
+    fn lookup(&self, x: usize) -> Option<u64> {
+        self.0.lookup(x)
+    }
+}
+
+impl Churn for SpinControl {
+    fn churn(&self, _layout: &Layout, i: usize) {
+        let mut x = i as u64;
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        }
+        black_box(x);
+    }
+}
+
+/// Control: the maple (seize) reader with a second thread writing at random into 32 MiB
+/// of its own memory (the size of the shared L3): what a memory-heavy neighbour costs,
+/// without touching the tree.
+pub struct MemControl {
+    tree: Maple<Seize>,
+    buf: Vec<AtomicU64>,
+}
+
+impl RangeLookup for MemControl {
+    const NAME: &'static str = "control: maple (seize) + a thread writing 32 MiB";
+    fn build(layout: &Layout) -> Self {
+        Self {
+            tree: Maple::build(layout),
+            buf: (0..(4 << 20)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+    #[inline]
+    fn lookup(&self, x: usize) -> Option<u64> {
+        self.tree.lookup(x)
+    }
+}
+
+impl Churn for MemControl {
+    fn churn(&self, _layout: &Layout, i: usize) {
+        let mut rng = SplitMix64::new(i as u64);
+        for _ in 0..64 {
+            let j = rng.below(self.buf.len() as u64) as usize;
+            // Relaxed: private scratch memory; only the traffic matters.
+            self.buf[j].store(i as u64, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One reader window: loads per wall-clock second and per second of the reader's CPU time.
 fn read_for<P: RangeLookup>(p: &P, pts: &mut Points, window: Duration) -> (f64, f64) {
     let t = Instant::now();
@@ -208,6 +267,8 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     let seize = row::<Maple<Seize>>(ctx, &mut t, &layout, window);
     let epoch = row::<Maple<Epoch>>(ctx, &mut t, &layout, window);
     row::<RwLockBTreePeer>(ctx, &mut t, &layout, window);
+    let spin = row::<SpinControl>(ctx, &mut t, &layout, window);
+    let mem = row::<MemControl>(ctx, &mut t, &layout, window);
     t.note(format!(
         "Reader: ns per random point load (median of {rounds} windows of {window:?}, \
          alternating alone / with the writer). Writer step: erase a random range, store it \
@@ -216,6 +277,15 @@ fn run(ctx: &Ctx) -> Vec<Table> {
          over alone; \"per CPU-second\" divides by the reader's own CPU time instead, which \
          removes time the reader was descheduled (other load on a shared machine) but also \
          hides time a blocked RwLock reader spends asleep."
+    ));
+    t.note(format!(
+        "Controls: the same maple (seize) reader next to a thread that never touches the \
+         tree: computing only, it keeps {:.0}% per CPU-second; writing at random into 32 MiB \
+         of its own, {:.0}%. What a second busy thread costs any reader on this machine \
+         (shared core and cache), whatever the structure; the maple writer's cost beyond that \
+         is the tree's.",
+        100.0 * spin.shared_cpu / spin.solo_cpu,
+        100.0 * mem.shared_cpu / mem.solo_cpu,
     ));
     t.note(goal(Maple::<Seize>::NAME, &seize));
     t.note(goal(Maple::<Epoch>::NAME, &epoch));
