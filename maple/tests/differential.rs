@@ -317,8 +317,8 @@ where
     /// Add the store kinds that ran since the last call (a replaced tree starts at 0).
     fn count_kinds(&mut self) {
         let now = self.tree.store_kind_counts();
-        for k in 0..StoreKind::COUNT {
-            self.kinds[k] += now[k].saturating_sub(self.seen[k]);
+        for ((total, now), seen) in self.kinds.iter_mut().zip(now).zip(self.seen) {
+            *total += now.saturating_sub(seen);
         }
         self.seen = now;
     }
