@@ -269,7 +269,7 @@ fn kernel(name: &str) -> &'static [(usize, usize)] {
         .unwrap_or_else(|| panic!("no kernel heights recorded for {name}"))
 }
 
-include!("kernel_heights_data.rs");
+include!("kernel_heights/data.rs");
 
 #[test]
 fn heights_match_the_kernel() {

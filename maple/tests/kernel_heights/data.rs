@@ -1,6 +1,6 @@
 // The kernel's (Linux 6.12 lib/maple_tree.c) tree heights for the scenarios of
-// kernel_heights.rs, run-length encoded (height, consecutive checks). Recorded data: see
-// the module docs of kernel_heights.rs.
+// ../kernel_heights.rs, run-length encoded (height, consecutive checks). Recorded data: see
+// the module docs of ../kernel_heights.rs.
 const KERNEL: &[(&str, &[(usize, usize)])] = &[
     (
         "erase-asc-a",
