@@ -38,9 +38,11 @@
 //!
 //! # Guarantees
 //! - **Consistency.** A point read ([`ReadGuard::load`], [`ReadGuard::walk`]) sees the tree
-//!   as it was before or after each write, never a mix: every write other than an exact
-//!   overwrite of one whole range builds new nodes privately and publishes them with one
-//!   atomic pointer store. A range widened on both sides at once is never seen widened on
+//!   as it was before or after each write, never a mix: every write is published with one
+//!   atomic store. An exact overwrite of one whole range swaps its slot; an append inside
+//!   a plain tree's last range of a leaf prepares the unused words past the leaf's end and
+//!   publishes them with one pivot store; every other write builds new nodes privately
+//!   and publishes them with one pointer store. A range widened on both sides at once is never seen widened on
 //!   one side only; a range replaced by pieces covering the same indices never shows a
 //!   hole. Iterators re-read the tree as they go, so they see writes that land ahead of
 //!   them, and always yield ranges in strictly increasing order.

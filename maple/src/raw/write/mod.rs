@@ -5,12 +5,14 @@
 //!    with what it needs (as the kernel's `mas_wr_store_type` does), and run the one
 //!    function of that kind in a single `match`.
 //! 2. [`kinds`]: one function per kind. In RCU mode ([`Mode::Rcu`], readers may be
-//!    present) only an exact fit changes a published node in place, with one word store;
-//!    every other kind builds fresh nodes privately and publishes them with **one** Release
-//!    store (a parent slot or the root). Without readers ([`Mode::Exclusive`], `&mut`
-//!    access) slot stores and appends also change the leaf in place.
+//!    present) a published node changes in place only where one word store publishes the
+//!    change: an exact fit (one slot), and an append to a plain tree's leaf (the words past
+//!    the leaf's end are prepared, then one pivot store publishes them); every other kind
+//!    builds fresh nodes privately and publishes them with **one** Release store (a parent
+//!    slot or the root). Without readers ([`Mode::Exclusive`], `&mut` access) slot stores
+//!    and appends to any tree also change the leaf in place.
 //! 3. [`level`]: the shared rebuild steps of the kinds that build more than one leaf —
-//!    gather a level's new items into a [`Run`], settle it (push into a sibling, split,
+//!    gather a level's new items into a [`level::Run`], settle it (push into a sibling, split,
 //!    absorb a neighbour), cut and build its nodes, replace them in the parent level, and
 //!    publish at the highest changed level.
 //!
@@ -18,12 +20,12 @@
 //! the replaced nodes dead and retires them (or frees them in exclusive mode) afterwards.
 //!
 //! # Safety as a type invariant
-//! A [`Writer`] is created by one `unsafe` constructor whose contract (see
-//! [`Writer::new`]'s `# Invariants`) makes it the tree's one writer. Its methods are safe:
+//! A [`Writer`] is created by one `unsafe` constructor ([`Writer::new`]) whose contract
+//! establishes the type's `# Invariants`: it is the tree's one writer. Its methods are safe:
 //! reading any node it reached from the root or built itself is sound by that invariant.
 //! `unsafe` remains where a real hazard is: publishing a subtree ([`Writer::publish_child`],
-//! [`Writer::publish_root`]), writing fresh node memory, and (in the session) the dead
-//! marks and reclamation.
+//! [`Writer::publish_root`]), writing fresh node memory, the entry word a store hands to
+//! the tree ([`Writer::store`]), and (in the session) the dead marks and reclamation.
 
 mod classify;
 mod kinds;
@@ -140,8 +142,8 @@ pub(crate) struct Garbage {
     /// Nodes the write unlinked (each once): marked dead and retired in RCU mode, freed in
     /// exclusive mode.
     pub(crate) replaced: Vec<NodePtr>,
-    /// Entry words the write removed from their last slot... or from one of their slots:
-    /// the session's duplicate counts decide which ones are really gone.
+    /// Entry words the write removed from a slot; the session's duplicate counts decide
+    /// which of them left their last slot (and are retired or dropped).
     pub(crate) values: Vec<usize>,
     /// Words that now sit in one more slot than before (a store split their range in
     /// two): the session counts them so a shared value is retired only with its last slot.
