@@ -476,18 +476,15 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
                 _ => return Err(v),
             }
         }
-        let ranges: Vec<(usize, usize, usize)> = v
-            .into_iter()
-            .map(|(r, e)| {
-                let Some((a, b)) = bounds(&r) else {
-                    unreachable!("checked non-empty above")
-                };
-                (a, b, e.into_word())
-            })
-            .collect();
+        let ranges = v.into_iter().map(|(r, e)| {
+            let Some((a, b)) = bounds(&r) else {
+                unreachable!("checked non-empty above")
+            };
+            (a, b, e.into_word())
+        });
         // SAFETY: `&mut self`, empty tree, sorted disjoint ranges; the words are owned
         // entries handed to the tree.
-        unsafe { self.raw.bulk_build(&ranges) };
+        unsafe { self.raw.bulk_build(ranges) };
         Ok(())
     }
 }

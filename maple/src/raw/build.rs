@@ -70,15 +70,19 @@ impl RawTree {
     /// # Safety
     /// The caller has exclusive access, the tree is empty, and the words are owned entries
     /// handed to the tree.
-    pub(crate) unsafe fn bulk_build(&self, ranges: &[(usize, usize, usize)]) {
+    pub(crate) unsafe fn bulk_build(
+        &self,
+        ranges: impl ExactSizeIterator<Item = (usize, usize, usize)>,
+    ) {
         // Relaxed: exclusive access.
         debug_assert_eq!(self.root.load(Ordering::Relaxed), 0);
-        if ranges.is_empty() {
+        let count = ranges.len();
+        if count == 0 {
             return;
         }
-        let mut items = Vec::with_capacity(ranges.len() * 2 + 1);
+        let mut items = Vec::with_capacity(count * 2 + 1);
         let mut next = Some(0usize);
-        for &(a, b, w) in ranges {
+        for (a, b, w) in ranges {
             debug_assert!(a <= b && w != 0 && next.is_some_and(|n| a >= n));
             if next.is_some_and(|n| a > n) {
                 items.push(Item {
@@ -111,7 +115,7 @@ impl RawTree {
             height += 1;
         }
         // Relaxed: exclusive access (no readers exist).
-        self.len.store(ranges.len(), Ordering::Relaxed);
+        self.len.store(count, Ordering::Relaxed);
         // Relaxed: as above.
         self.height.store(height, Ordering::Relaxed);
         // Release: publishes the built nodes (defensive; there are no readers).
