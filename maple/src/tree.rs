@@ -252,8 +252,11 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
     /// were freed.
     ///
     /// Nodes a write replaces are not freed: after their grace period they return to a
-    /// small per-tree cache (at most a few hundred nodes) that later writes allocate from
-    /// first. Everything is freed when the tree drops; call this (after
+    /// per-tree cache that later writes allocate from first. Each write keeps at most 256
+    /// spare nodes (64 KiB) and frees the rest, so between two writes the cache holds at
+    /// most those plus the nodes that came back since the last write (reclamation, which
+    /// may run on a reader's thread, never frees). Everything is freed when the tree
+    /// drops; call this (after
     /// `domain().synchronize()`, so pending nodes have arrived) to give the memory back
     /// earlier, e.g. before counting live allocations. Inside this thread's own write
     /// section only the part not held by the writer is released.
