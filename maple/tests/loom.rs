@@ -127,30 +127,32 @@ fn spanning_store_is_atomic() {
     });
 }
 
-/// Node recycling: the leaf replaced in one write section goes to the domain in a batch,
-/// comes back to the tree's node pool after a grace period (`synchronize`), moves to the
-/// writer's stash at the end of the next section, and a later section builds its new leaf
-/// in that recycled memory while a reader walks the tree. The reader sees the old or the
-/// new contents, and loom checks that the recycled node's (re)initialisation is published
-/// to it by the root's Release store.
+/// Node recycling: the leaf replaced in one write section goes to the domain in a batch
+/// when the section ends, comes back to the tree's node pool after a grace period
+/// (`synchronize`), moves to the writer's stash at the start of the next write, and that
+/// write builds its new leaf in the recycled memory while a reader walks the tree. The
+/// reader sees the old or the new contents, and loom checks that the recycled node's
+/// (re)initialisation is published to it by the root's Release store. (The stores start
+/// at the leaf's empty tail: a store inside it would append in place and replace nothing.)
 #[test]
 fn recycled_node_reuse() {
     loom::model(|| {
         let t = Arc::new(MapleTree::<Value>::new());
         t.lock().store_range(10..=19, v(1)).unwrap();
+        let replaced = leaf_address(&t);
         // Replaces the first leaf; it is retired (batched) when the section ends.
-        t.lock().store_range(30..=39, v(2)).unwrap();
+        t.lock().store_range(20..=29, v(2)).unwrap();
+        assert_eq!(t.last_store_kind(), Some(StoreKind::NodeStore));
         // Its grace period passes: the batch hands the node to the pool.
         rcu::Domain::synchronize(t.domain());
-        // This section retires another leaf and refills the writer's stash from the pool.
-        t.lock().store_range(50..=59, v(4)).unwrap();
         let t2 = t.clone();
         let reader = thread::spawn(move || {
             let r = t2.read();
-            (r.load(15).map(Value::get), r.load(35).map(Value::get))
+            (r.load(15).map(Value::get), r.load(25).map(Value::get))
         });
-        // Built in recycled memory, racing the reader.
-        t.lock().store_range(12..=33, v(3)).unwrap();
+        // Takes the pool's node and builds the new leaf in it, racing the reader.
+        t.lock().store_range(12..=23, v(3)).unwrap();
+        assert_eq!(t.last_store_kind(), Some(StoreKind::NodeStore));
         let seen = reader.join().unwrap();
         assert!(
             seen == (Some(1), Some(2)) || seen == (Some(3), Some(2)),
@@ -159,8 +161,23 @@ fn recycled_node_reuse() {
         t.validate().unwrap();
         let r = t.read();
         assert_eq!(r.load(15).map(Value::get), Some(3));
-        assert_eq!(r.load(55).map(Value::get), Some(4));
+        assert_eq!(r.load(25).map(Value::get), Some(2));
+        drop(r);
+        let reused = leaf_address(&t);
+        assert!(
+            replaced.is_some() && reused == replaced,
+            "the new leaf was not built in the recycled node ({reused:?}, {replaced:?})"
+        );
     });
+}
+
+/// The address of the root leaf, from the dump (its `leaf_64 0x...` line).
+fn leaf_address(t: &MapleTree<Value>) -> Option<String> {
+    t.dump()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("leaf_64 "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
 }
 
 /// A reader racing an in-place append (a plain tree's leaf cut in its last slot, under
