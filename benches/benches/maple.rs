@@ -1,12 +1,13 @@
 //! Criterion benches for the maple tree against `BTreeMap` on the DESIGN.md layout:
-//! point lookups, ascending build, clone, and `empty_area_rev` on an allocation tree.
+//! point lookups, ascending build, clone, `empty_area_rev` on an allocation tree, and the
+//! read-under-write writer's erase + store-back step.
 //!
 //! `cargo bench -p benches --bench maple`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use benches::maple_peers::{store_all, Maple, MapleAlloc, Tree};
+use benches::maple_peers::{store_all, value, Maple, MapleAlloc, Tree};
 use benches::peers::{linear_gap_rev, BTreePeer, BTreeRangeMap, RangeLookup};
 use benches::workload::{Layout, Points, PAGE};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -102,6 +103,37 @@ fn gap(c: &mut Criterion) {
     }
 }
 
+/// One churn step of the read-under-write table's writer (erase a random range of the
+/// layout, store it back), on a tree in RCU mode (a lock per write) vs `BTreeMap`: the
+/// write engine's steady state, without allocation (every step returns the tree to its
+/// starting contents).
+fn churn(c: &mut Criterion) {
+    let mut g = c.benchmark_group("erase + store back");
+    for n in SIZES {
+        let layout = Layout::new(n);
+        let m = <Maple<Seize> as RangeLookup>::build(&layout);
+        let mut rng = Points::new(layout.span(), 5);
+        g.bench_function(BenchmarkId::new("maple (seize)", n), |b| {
+            b.iter(|| {
+                let i = rng.rng().below(layout.len() as u64) as usize;
+                let (s, e) = layout.ranges()[i];
+                black_box(m.tree.lock().erase(s).is_some());
+                let _ = m.tree.lock().store_range(s..=e, value(i as u64));
+            })
+        });
+        let mut bt = BTreeRangeMap::build(&layout);
+        let mut rng = Points::new(layout.span(), 5);
+        g.bench_function(BenchmarkId::new("BTreeMap", n), |b| {
+            b.iter(|| {
+                let i = rng.rng().below(layout.len() as u64) as usize;
+                let (s, e) = layout.ranges()[i];
+                black_box(bt.erase(s));
+                bt.store_range(s, e, i as u64);
+            })
+        });
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -112,6 +144,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = lookup, build, clone, gap
+    targets = lookup, build, clone, gap, churn
 }
 criterion_main!(benches);
