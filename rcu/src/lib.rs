@@ -80,7 +80,6 @@ mod held;
 
 #[cfg(not(loom))]
 mod epoch;
-#[cfg(not(loom))]
 mod retire;
 #[cfg(not(loom))]
 mod seize;
