@@ -74,7 +74,8 @@ impl Inflight {
         if let Some(items) = m.remove(&id) {
             // Pushed while holding the map lock, so a `Drop` that empties the map afterwards
             // also finds this block on the ready queue.
-            self.shared.push_ready(Block::new(Handed { id, items }, &self.shared));
+            self.shared
+                .push_ready(Block::new(Handed { id, items }, &self.shared));
         }
     }
 }

@@ -261,10 +261,12 @@ impl Shared {
             unsafe { (*block).next = head };
             // Release: the block's contents (and our `next` write) happen-before the
             // Acquire swap in `take_ready` that takes it.
-            match self
-                .ready
-                .compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed)
-            {
+            match self.ready.compare_exchange_weak(
+                head,
+                block,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
