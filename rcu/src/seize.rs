@@ -122,10 +122,13 @@ fn bound() -> usize {
 ///   panicking).
 /// - A guard that is never dropped (`mem::forget`) is a reader that never leaves: nothing
 ///   retired on the domain after it was entered is destroyed while the domain lives,
-///   `synchronize` on another thread never returns, and `pending()` only grows. Dropping
-///   the domain still returns: it destroys everything whose grace period could complete
-///   and **leaks** the objects (and seize's bookkeeping for them) that were retired while
-///   the forgotten guard was live; their destructors never run.
+///   `synchronize` never returns (on any thread), and `pending()` only grows. Dropping the
+///   domain still returns, without waiting: it destroys everything still buffered in the
+///   domain and everything whose grace period could complete, and **leaks** the blocks
+///   that were handed to seize (a full block of 64, or by `flush`/`synchronize`) while the
+///   forgotten guard was live: seize keeps them in the forgotten guard's reservation list,
+///   out of reach. Their destructors never run; the leak is bounded by what was retired
+///   while the guard was live.
 ///
 /// ```
 /// use rcu::{Domain, Seize};

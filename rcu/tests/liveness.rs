@@ -3,8 +3,10 @@
 //! do not wedge reclamation, foreign crossbeam pins only delay `Epoch`.
 //!
 //! Every scenario that could hang runs on a worker thread and fails after a bound instead
-//! (`bounded`). The 256-thread scenario is in `many_threads.rs` (it measures the heap). `RCU_FLUSH_ROUNDS` sets the rounds of the flush-vs-synchronize race (default
-//! 20 000 per backend in release, 5 000 in debug builds; 10^6 for the full run); `MAPLE_STRESS` multiplies the defaults by 20.
+//! (`bounded`). The 256-thread scenario is in `many_threads.rs` (it measures the heap).
+//! `RCU_FLUSH_ROUNDS` sets the rounds of the flush-vs-synchronize race (default 20 000 per
+//! backend in release, 5 000 in debug builds; 10^6 for the full run); `MAPLE_STRESS`
+//! multiplies the defaults by 20.
 #![cfg(not(loom))]
 
 mod common;
