@@ -73,8 +73,8 @@
 //!   [`Epoch`], while the calling thread is pinned by any crossbeam-epoch guard (debug
 //!   builds panic instead); an `Epoch` domain also waits for pins of other crossbeam users
 //!   (see [`Epoch`]). Readers never block or wait: entering, protecting and leaving are a
-//!   few atomic operations. `retire`, `flush` and dropping a domain never wait for other
-//!   threads.
+//!   few atomic operations. `retire`, `flush` and dropping a domain never wait for a grace
+//!   period or for another thread's guard (at most for a few-instruction spin lock).
 //! - **Any number of threads**: grace periods complete whatever the number of threads
 //!   inside guards (for [`Seize`], handing a block over costs more beyond about 60 threads
 //!   inside guards at once; see its docs).
