@@ -1,6 +1,7 @@
 //! Criterion bench for the **reclaim** workload: the same operations as the `compare`
 //! table (guard enter + leave, a protected load inside a guard, retire per object including
-//! reclamation), for the `Seize` and `Epoch` domains.
+//! reclamation), for the `Seize` and `Epoch` domains, plus retiring through the seize crate
+//! directly (one entry per object), the design `Seize` does not use.
 //!
 //! `cargo bench -p benches --bench reclaim`
 
@@ -56,6 +57,32 @@ fn domain<D: Domain>(c: &mut Criterion) {
     g.finish();
 }
 
+/// The retire design `rcu::Seize` replaced for seize's own: one seize entry per object in the
+/// calling thread's batch (no domain-wide `synchronize` possible; `reclaim_all` instead,
+/// sound because no guard exists).
+fn seize_direct(c: &mut Criterion) {
+    let collector = seize::Collector::new();
+    let mut g = c.benchmark_group("reclaim");
+    g.bench_function(
+        BenchmarkId::new("retire (incl. reclamation)", "seize-crate-direct"),
+        |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for i in 0..iters {
+                    let p = Box::into_raw(Box::new(Retired([i; 4])));
+                    // SAFETY: `p` was never shared and is retired once; `reclaim::boxed`
+                    // frees it as the `Box` it came from.
+                    unsafe { collector.retire(p, seize::reclaim::boxed) };
+                }
+                // SAFETY: no guard of this collector exists.
+                unsafe { collector.reclaim_all() };
+                t.elapsed()
+            })
+        },
+    );
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -65,6 +92,7 @@ fn config() -> Criterion {
 fn reclaim(c: &mut Criterion) {
     domain::<Seize>(c);
     domain::<Epoch>(c);
+    seize_direct(c);
 }
 
 criterion_group! {

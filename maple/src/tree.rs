@@ -56,6 +56,28 @@ use crate::raw::{dump, gap, validate, RawTree};
 /// over to the domain (old values, replaced nodes) may be leaked, never freed twice. The
 /// write lock is poisoned by such a panic; the tree ignores the poison, so later
 /// [`MapleTree::lock`] calls work normally.
+///
+/// # Liveness
+/// - **Readers never block** and never run user code: leaving a read section only tells
+///   the domain that a grace period may be over. Entry destructors run on the thread of a
+///   writer-side domain call: a store's retire (under the write lock), dropping a
+///   [`WriteGuard`], `domain().flush()` / `domain().synchronize()`, or dropping the tree.
+///   A destructor that panics there does not stop the others; its panic is re-raised from
+///   that call (see the "Liveness" section of [`rcu::Seize`]), and the tree stays valid.
+///   A destructor that calls [`MapleTree::lock`] on the same tree panics with the
+///   re-entrant-lock message when it runs inside this thread's write section, and works
+///   elsewhere; it never deadlocks (see [`WriteGuard`]).
+/// - **Any number of readers** may be inside read sections; replaced nodes and values
+///   are reclaimed once they leave (`domain().synchronize()` waits for exactly that).
+/// - **Dropping the tree never blocks**, whatever guards were forgotten. A read section
+///   that never ends (`mem::forget(tree.read())`, or of a [`WriteGuard`]) stops
+///   reclamation for the tree's domain: everything the tree retires afterwards stays
+///   pending, and `domain().synchronize()` would never return. When the tree drops, what
+///   is still reachable from it is destroyed as usual; what was retired behind the
+///   forgotten section is destroyed by an [`rcu::Epoch`] domain, and by an [`rcu::Seize`]
+///   domain only as far as it was still buffered: the blocks it had already handed to
+///   seize are **leaked** (bounded by what was retired while the section was open; the
+///   destructors of those entries never run).
 #[repr(C)] // in this order: what readers read apart from what every write changes
 pub struct MapleTree<E: Entry, D: Domain = Seize> {
     /// Read by readers (entering and leaving sections).
@@ -212,8 +234,8 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         // inequality by others, who then take the lock.
         self.writer.store(me, Ordering::Relaxed);
         WriteGuard {
-            read: self.read(),
             state: RefCell::new(lock),
+            read: self.read(),
         }
     }
 
@@ -785,9 +807,25 @@ impl<E: Entry, D: Domain> DoubleEndedIterator for Iter<'_, '_, E, D> {
 }
 
 /// The tree's one writer; also a read section (derefs to [`ReadGuard`]). `!Send`.
+///
+/// # Liveness
+/// Dropping the guard retires the nodes its writes replaced, clears the writer identity and
+/// releases the write lock, and only then ends its read section. The domain runs value
+/// destructors from writer-side calls (see [`MapleTree`]'s "Liveness" section): one that
+/// runs inside this guard (during a store, or while this guard is dropped) and calls
+/// [`MapleTree::lock`] on the same tree panics with the documented re-entrant-lock message
+/// (raised from that store or drop, after the domain finished its batch); one that runs
+/// outside any write section (e.g. during `domain().synchronize()`) can lock the tree
+/// normally. It never deadlocks.
+///
+/// A guard passed to `mem::forget` keeps the write lock forever: later `lock()` calls
+/// block (other threads) or panic (this thread); `&mut` methods and dropping the tree
+/// still work, and its read section never ends (see [`MapleTree`]).
 pub struct WriteGuard<'t, E: Entry, D: Domain = Seize> {
-    read: ReadGuard<'t, E, D>,
+    // Field order is drop order: the write lock is released before the read section ends,
+    // so nothing that leaving the section may trigger runs under the lock.
     state: RefCell<MutexGuard<'t, Session>>,
+    read: ReadGuard<'t, E, D>,
 }
 
 impl<E: Entry, D: Domain> fmt::Debug for WriteGuard<'_, E, D> {
@@ -805,9 +843,20 @@ impl<'t, E: Entry, D: Domain> core::ops::Deref for WriteGuard<'t, E, D> {
 
 impl<E: Entry, D: Domain> Drop for WriteGuard<'_, E, D> {
     fn drop(&mut self) {
-        // Relaxed: see `MapleTree::lock`; cleared before the lock is released (fields drop
-        // after this body).
-        self.read.tree.writer.store(0, Ordering::Relaxed);
+        /// Clears the writer identity when dropped: at the end of this body, also when a
+        /// destructor run by the domain below panics, and before the fields (the lock,
+        /// then the read section) drop.
+        struct ClearWriter<'a>(&'a AtomicUsize);
+        impl Drop for ClearWriter<'_> {
+            fn drop(&mut self) {
+                // Relaxed: see `MapleTree::lock`.
+                self.0.store(0, Ordering::Relaxed);
+            }
+        }
+        // Still this thread's identity while retiring: a value destructor the domain runs
+        // here and that calls `lock()` hits the re-entrancy panic instead of blocking on
+        // the mutex this thread holds.
+        let _clear = ClearWriter(&self.read.tree.writer);
         let tree = self.read.tree;
         // SAFETY: we hold the tree's lock and its session; the domain is the tree's.
         unsafe { self.state.borrow_mut().end_section(&tree.raw, &tree.domain) };

@@ -16,6 +16,11 @@ use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// the guarantees listed on [`Reclaim::reclaim`]. It may retire further objects on the
 /// domain that calls it (they get a grace period of their own and are destroyed later, at the
 /// latest when the domain is dropped), but it must not synchronize or drop that domain.
+///
+/// It may panic: the domain catches the panic, finishes the other destructors, and re-raises
+/// it from the `retire`, `flush`, `synchronize` or `drop` call that was running it (see the
+/// crate's liveness guarantees). The panicking object counts as destroyed and is never
+/// reclaimed again.
 pub unsafe trait Reclaim<T> {
     /// Destroy `ptr`.
     ///
@@ -114,7 +119,10 @@ pub unsafe trait Domain: Default + Send + Sync + fmt::Debug + 'static {
     /// Defer `R::reclaim(ptr)` until every section that may have seen `ptr` has ended.
     ///
     /// May be called with or without a guard held; the object is never destroyed while any
-    /// guard of this domain that was live at the time of this call is still live.
+    /// guard of this domain that was live at the time of this call is still live. Never
+    /// waits for other threads. May run the destructors of objects retired earlier whose
+    /// grace period is over; if one of them panics, the panic is re-raised from this call
+    /// after the others have run (`ptr` itself is retired either way).
     ///
     /// # Safety
     ///
@@ -124,7 +132,9 @@ pub unsafe trait Domain: Default + Send + Sync + fmt::Debug + 'static {
     ///   (so the object must be `Send`-like in practice).
     unsafe fn retire<T, R: Reclaim<T>>(&self, ptr: *mut T);
 
-    /// Best effort, non-blocking: push pending retirements toward reclamation.
+    /// Best effort, non-blocking: push pending retirements toward reclamation, and run the
+    /// destructors whose grace period is over (re-raising a destructor's panic, as
+    /// [`retire`](Domain::retire) does).
     fn flush(&self);
 
     /// Block until every object retired on this domain before the call has been destroyed.
@@ -136,7 +146,10 @@ pub unsafe trait Domain: Default + Send + Sync + fmt::Debug + 'static {
     /// [`Epoch`](crate::Epoch) domain called while the thread is pinned by any
     /// crossbeam-epoch guard, and for a call from inside a [`Reclaim`] destructor.
     /// Objects retired during the call (including by destructors it runs) are not waited
-    /// for.
+    /// for. Never returns before every object retired before the call, by any thread, has
+    /// been destroyed, however the call races other threads' `retire`, `flush` or
+    /// `synchronize`. A destructor that panics is re-raised from this call once the wait is
+    /// over and every other destructor has run.
     fn synchronize(&self);
 
     /// Number of objects retired on this domain but not yet destroyed (tests, leak checks).

@@ -4,7 +4,7 @@ use core::fmt;
 use std::collections::HashMap;
 
 use crate::domain::{load_order, Domain, Guard, Reclaim, Retired};
-use crate::retire::{run_batch, Buffers, Counters, Handed};
+use crate::retire::{keep_first, resume, Block, Buffers, Handed, Payload, Shared, BATCH};
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 
@@ -13,17 +13,35 @@ use crate::sync::{Arc, Mutex};
 /// Entering pins the current thread in the global epoch (a `SeqCst` fence in crossbeam),
 /// so [`Guard::protect`] is a plain load with the caller's ordering. Retired objects are
 /// buffered per domain and deferred to crossbeam 64 at a time; the domain keeps track of
-/// every batch in flight so that dropping it runs all remaining destructors at once.
+/// every block in flight so that dropping it runs all remaining destructors at once.
 ///
 /// Why the global collector: pinning it goes through crossbeam's thread-local handle, the
 /// fastest path crossbeam has. A collector per domain would need a per-thread map from
-/// domain to `LocalHandle` and a lookup on every `enter`. The cost of sharing is that a
-/// thread pinned for a long time by *any* crossbeam user delays grace periods (and hence
-/// [`Domain::synchronize`]) of every `Epoch` domain; `Drop` never waits for it. For the same
-/// reason [`Domain::synchronize`] must not be called while the calling thread is pinned by
-/// any crossbeam-epoch guard (of this or another `Epoch` domain, a crossbeam data structure,
-/// ...): the global epoch cannot advance past that pin, so it would wait forever. Debug
-/// builds panic instead.
+/// domain to `LocalHandle` and a lookup on every `enter`.
+///
+/// # Liveness
+///
+/// - **Foreign pins.** The collector is shared with every other crossbeam-epoch user in the
+///   process, so a pin held by *any* of them (a guard of another `Epoch` domain, a
+///   crossbeam data structure's guard, a bare `crossbeam_epoch::pin()`) delays this
+///   domain's grace periods: [`Domain::synchronize`] waits until that pin is released, and
+///   returns once it is (tested). It must therefore not be called while the calling
+///   thread itself is pinned by any crossbeam guard: that pin could never be released, so
+///   debug builds panic instead of hanging. `retire`, `flush` and `Drop` never wait for
+///   pins.
+/// - Grace periods complete whatever the number of threads pinned.
+/// - Destructors run on the thread calling [`Domain::retire`], [`Domain::flush`],
+///   [`Domain::synchronize`] or dropping the domain, once their grace period is over;
+///   never inside crossbeam (whose deferred functions run on whichever thread pins or
+///   flushes, possibly another crate's). A panicking destructor is caught; the rest of its
+///   block (and every other ready block) is still destroyed and accounted, then the first
+///   panic is re-raised from that call (dropped instead if the thread is already
+///   panicking).
+/// - A guard that is never dropped (`mem::forget`) pins the thread forever: from then on
+///   no `Epoch` domain (and no other crossbeam user) reclaims anything and `synchronize`
+///   never returns. Dropping the domain still returns and destroys **everything** retired
+///   on it: it owns every block in flight, and `&mut self` proves no guard of it can be
+///   used any more. Nothing is leaked but crossbeam's own bookkeeping.
 ///
 /// ```
 /// use rcu::{Domain, Epoch};
@@ -36,44 +54,28 @@ pub struct Epoch {
     inflight: Arc<Inflight>,
 }
 
-/// Batches deferred to crossbeam whose destructors have not run yet.
+/// Blocks deferred to crossbeam whose grace period has not ended yet.
 struct Inflight {
-    counters: Arc<Counters>,
-    batches: Mutex<InflightMap>,
-    /// Batches taken out of the map by `complete` whose destructors are still running.
-    running: AtomicUsize,
-}
-
-/// In-flight batches by block id (the id `Buffers` gave them).
-#[derive(Default)]
-struct InflightMap {
-    map: HashMap<u64, Vec<Retired>>,
+    shared: Arc<Shared>,
+    batches: Mutex<HashMap<u64, Vec<Retired>>>,
 }
 
 impl Inflight {
-    fn lock(&self) -> crate::sync::MutexGuard<'_, InflightMap> {
-        // A panicking destructor never runs with the lock held, but tolerate poisoning.
+    fn lock(&self) -> crate::sync::MutexGuard<'_, HashMap<u64, Vec<Retired>>> {
+        // Nothing panics while holding the lock (no user code runs under it), but tolerate
+        // poisoning anyway.
         self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Run batch `id` unless `Drop` of the domain already did.
+    /// crossbeam's callback for block `id`: its grace period is over; queue it as ready
+    /// unless `Drop` of the domain already took it. Runs no user code.
     fn complete(&self, id: u64) {
-        let batch = {
-            let mut m = self.lock();
-            let batch = m.map.remove(&id);
-            if batch.is_some() {
-                // Relaxed: the map lock orders this with `Drop`'s check of the map; `Drop`
-                // waits for the decrement below with Acquire.
-                self.running.fetch_add(1, Ordering::Relaxed);
-            }
-            batch
-        };
-        if let Some(items) = batch {
-            // SAFETY: crossbeam runs this after the grace period of the batch, which began
-            // after every object in it was retired; `remove` makes this the only run.
-            unsafe { run_batch(Handed { id, items }, &self.counters) };
-            // Release: the destructors happen-before `Drop` of the domain returns.
-            self.running.fetch_sub(1, Ordering::Release);
+        let mut m = self.lock();
+        if let Some(items) = m.remove(&id) {
+            // Pushed while holding the map lock, so a `Drop` that empties the map afterwards
+            // also finds this block on the ready queue.
+            self.shared
+                .push_ready(Block::new(Handed { id, items }, &self.shared));
         }
     }
 }
@@ -82,9 +84,8 @@ impl Default for Epoch {
     fn default() -> Self {
         let buffers = Buffers::default();
         let inflight = Arc::new(Inflight {
-            counters: buffers.counters().clone(),
-            batches: Mutex::new(InflightMap::default()),
-            running: AtomicUsize::new(0),
+            shared: buffers.shared().clone(),
+            batches: Mutex::new(HashMap::new()),
         });
         Self { buffers, inflight }
     }
@@ -103,26 +104,33 @@ impl Epoch {
         self as *const Self as usize
     }
 
-    /// Defer `block` to crossbeam through `guard` and push it to the global queue.
-    fn hand_off(&self, block: Handed, guard: &crossbeam_epoch::Guard) {
+    /// Defer `block` to crossbeam and push it to the global queue.
+    fn hand_off(&self, block: Handed) {
+        let guard = crossbeam_epoch::pin();
         let Handed { id, items } = block;
-        self.inflight.lock().map.insert(id, items);
+        self.inflight.lock().insert(id, items);
         let inflight = self.inflight.clone();
         // SAFETY: the closure owns everything it touches (an `Arc`), and running it after
-        // the grace period is exactly what the batch needs.
+        // the grace period is exactly what the block needs.
         unsafe { guard.defer_unchecked(move || inflight.complete(id)) };
         guard.flush();
     }
 
-    fn drain_and_hand_off(&self, guard: &crossbeam_epoch::Guard) {
+    fn drain_and_hand_off(&self) {
         if let Some(block) = self.buffers.drain() {
-            self.hand_off(block, guard);
+            self.hand_off(block);
         }
+    }
+
+    /// Run the ready queue; the first destructor panic is returned.
+    fn run_ready(&self) -> Option<Payload> {
+        self.buffers.shared().run_ready().1
     }
 }
 
-// SAFETY: `retire` hands objects to the backend, which runs them only after every
-// guard live at the time has been dropped (see the backend notes above); at most once.
+// SAFETY: `retire` hands objects to crossbeam, whose deferred function runs only after every
+// pin live at the hand-off (itself after the `retire` call) has been released; destructors
+// then run from the ready queue (or from `Drop`, when no guard can be used), each block once.
 unsafe impl Domain for Epoch {
     type Guard<'d> = EpochGuard<'d>;
 
@@ -132,50 +140,56 @@ unsafe impl Domain for Epoch {
     fn enter(&self) -> EpochGuard<'_> {
         crate::held::enter(self.addr());
         EpochGuard {
-            inner: crossbeam_epoch::pin(),
+            _pin: crossbeam_epoch::pin(),
             domain: self,
         }
     }
 
     #[inline]
     unsafe fn retire<T, R: Reclaim<T>>(&self, ptr: *mut T) {
-        if let Some(batch) = self.buffers.push(Retired::new::<T, R>(ptr)) {
-            let guard = crossbeam_epoch::pin();
-            self.hand_off(batch, &guard);
+        if let Some(batch) = self.buffers.push(Retired::new::<T, R>(ptr), BATCH) {
+            self.hand_off(batch);
+        }
+        if self.buffers.shared().has_ready() {
+            resume(self.run_ready());
         }
     }
 
     fn flush(&self) {
-        let guard = crossbeam_epoch::pin();
-        self.drain_and_hand_off(&guard);
-        guard.flush();
+        self.drain_and_hand_off();
+        crossbeam_epoch::pin().flush();
+        resume(self.run_ready());
     }
 
     fn synchronize(&self) {
         crate::held::assert_not_held(self.addr(), "Epoch::synchronize");
         // Pinned by anyone (another `Epoch` domain, a crossbeam data structure): the global
-        // epoch cannot advance far enough for our batches, so waiting would never end.
+        // epoch cannot advance far enough for our blocks, so waiting would never end.
         debug_assert!(
             !crossbeam_epoch::is_pinned(),
             "Epoch::synchronize: called while this thread is pinned by a crossbeam-epoch \
              guard (would deadlock)"
         );
-        {
-            let guard = crossbeam_epoch::pin();
-            self.drain_and_hand_off(&guard);
-        }
-        // Every block retired before the call has an id below `target` (see
-        // `Seize::synchronize`); crossbeam may run them in any order (bags are collected by
-        // whichever thread gets there), so wait for all of them, not for a count.
+        self.drain_and_hand_off();
+        // Every block retired before the call has an id below `target` (see `retire.rs`);
+        // crossbeam may run them in any order (bags are collected by whichever thread gets
+        // there), so wait for all of them, not for a count.
         let target = self.buffers.next_block();
-        let counters = self.buffers.counters();
+        let shared = self.buffers.shared();
+        let mut first = None;
         let mut rounds = 0u32;
-        while !counters.done_below(target) {
-            // Each flush tries to advance the global epoch and runs expired batches.
+        loop {
+            keep_first(&mut first, self.run_ready());
+            if shared.done_below(target) {
+                break;
+            }
+            // Each flush tries to advance the global epoch and runs expired deferred
+            // functions (which only queue our blocks as ready).
             crossbeam_epoch::pin().flush();
             rounds += 1;
             crate::seize::backoff(rounds);
         }
+        resume(first);
     }
 
     fn pending(&self) -> usize {
@@ -185,43 +199,43 @@ unsafe impl Domain for Epoch {
 
 impl Drop for Epoch {
     fn drop(&mut self) {
-        // `&mut self`: no guard of this domain exists, so every object retired on it is
-        // past its grace period, whether still buffered or deferred to crossbeam. Run them
-        // all now; the deferred closures will find their batch gone. Destructors may retire
-        // more objects on this domain, so loop until nothing is left.
+        // `&mut self`: no guard of this domain can be used any more, so every object retired
+        // on it is past its grace period, whether still buffered, deferred to crossbeam or
+        // ready. Run them all now; the deferred functions will find their block gone.
+        // Destructors may retire more objects on this domain, so repeat while anything ran.
+        // Nothing here waits for another thread.
+        let shared = self.buffers.shared().clone();
+        let mut first = None;
         loop {
             let mut rest: Vec<Handed> = self.buffers.drain().into_iter().collect();
             rest.extend(
                 self.inflight
                     .lock()
-                    .map
                     .drain()
                     .map(|(id, items)| Handed { id, items }),
             );
-            if rest.is_empty() {
-                // Wait for batches that crossbeam is running right now on other threads, so
-                // every destructor has finished when `drop` returns. Acquire: pairs with the
-                // Release decrement in `complete`.
-                while self.inflight.running.load(Ordering::Acquire) != 0 {
-                    crate::sync::yield_now();
-                }
-                if self.buffers.buffered() == 0 && self.inflight.lock().map.is_empty() {
-                    break;
-                }
-                continue;
-            }
+            let ran = !rest.is_empty();
             for block in rest {
-                // SAFETY: no guard of this domain exists, and taking the batches out of the
-                // shards and the in-flight map makes this their only run.
-                unsafe { run_batch(block, self.buffers.counters()) };
+                // SAFETY: no guard of this domain can be used, and taking the blocks out of
+                // the shards and the in-flight map makes this their only run.
+                keep_first(&mut first, unsafe { shared.run(block) });
+            }
+            // After the map: a deferred function that removed its block before we locked
+            // the map queued it before unlocking, so it is on the ready queue now.
+            let (r, p) = shared.run_ready();
+            keep_first(&mut first, p);
+            if !(ran | r) {
+                break;
             }
         }
+        resume(first);
     }
 }
 
 /// A read-side section of an [`Epoch`] domain (a crossbeam pin). `!Send`.
 pub struct EpochGuard<'d> {
-    inner: crossbeam_epoch::Guard,
+    /// Held for its effect: the thread stays pinned while the guard lives.
+    _pin: crossbeam_epoch::Guard,
     domain: &'d Epoch,
 }
 
@@ -254,7 +268,6 @@ unsafe impl Guard for EpochGuard<'_> {
     }
 
     fn flush(&self) {
-        self.domain.drain_and_hand_off(&self.inner);
-        self.inner.flush();
+        self.domain.flush();
     }
 }

@@ -53,19 +53,45 @@
 //!
 //! # Guarantees
 //!
-//! - **Memory**: an object retired on a domain is destroyed exactly once, after every guard
-//!   of that domain that was alive when it was retired has been dropped. Dropping a domain
-//!   destroys everything still retired on it before `drop` returns (guards borrow the
-//!   domain, so none can exist then). Nothing leaks.
-//! - **Progress**: readers never block or wait: entering, protecting and leaving are a few
-//!   atomic operations (seize: a store and a `SeqCst` load per protect; crossbeam: a pin with
-//!   a fence). Retiring never blocks on readers; it buffers and hands objects to the backend
-//!   64 at a time. `synchronize` blocks until the grace period is over and terminates as
-//!   long as every guard is eventually dropped (an `Epoch` domain also waits for pins of
-//!   other crossbeam users, since the collector is global, so it must not be called while
-//!   the thread is pinned), and, for `Seize`, fewer than 64 threads are inside guards of the
-//!   domain at once (see [`Seize`]). It waits for every object retired before the call, in
-//!   whatever order the backend destroys them.
+//! Safety:
+//!
+//! - **Memory**: an object retired on a domain is destroyed at most once, and never while a
+//!   guard of that domain that was alive when it was retired is still alive. Dropping a
+//!   domain destroys everything still retired on it before `drop` returns (guards borrow
+//!   the domain, so none can be used then), except what the liveness rules below say is
+//!   leaked.
+//!
+//! Liveness (each point is a regression test that fails instead of hanging, in
+//! `tests/liveness.rs`, `tests/many_threads.rs`, `tests/epoch_forgotten.rs`):
+//!
+//! - **What blocks**: only [`synchronize`](Domain::synchronize). It returns once every
+//!   object retired before the call (by any thread) has been destroyed, which happens once
+//!   every guard of the domain that was alive at the call has been dropped: it never
+//!   returns early, and terminates whatever the number of threads inside guards. It blocks
+//!   forever if such a guard is never dropped (`mem::forget`), if it is called while the
+//!   calling thread holds a guard of the same domain (debug builds panic instead), or, for
+//!   [`Epoch`], while the calling thread is pinned by any crossbeam-epoch guard (debug
+//!   builds panic instead); an `Epoch` domain also waits for pins of other crossbeam users
+//!   (see [`Epoch`]). Readers never block or wait: entering, protecting and leaving are a
+//!   few atomic operations. `retire`, `flush` and dropping a domain never wait for a grace
+//!   period or for another thread's guard (at most for a few-instruction spin lock).
+//! - **Any number of threads**: grace periods complete whatever the number of threads
+//!   inside guards (for [`Seize`], handing a block over costs more beyond about 60 threads
+//!   inside guards at once; see its docs).
+//! - **Who runs destructors**: the thread calling [`retire`](Domain::retire),
+//!   [`flush`](Domain::flush), [`synchronize`](Domain::synchronize) or dropping the domain,
+//!   for objects whose grace period is over. Never a reader leaving its guard, never code
+//!   inside seize or crossbeam.
+//! - **What panics**: a destructor that panics does not stop the others. The rest of its
+//!   block and every other block that call was running are destroyed and accounted, then
+//!   the first panic is re-raised from that call (and dropped if the thread is already
+//!   unwinding, where re-raising would abort). The domain keeps reclaiming normally.
+//!   Debug builds panic on the misuses of `synchronize` listed above.
+//! - **What leaks**: nothing, unless a guard is forgotten. A forgotten guard is a reader
+//!   that never leaves: nothing retired while it is live is destroyed while the domain
+//!   lives. Dropping the domain still returns at once: [`Epoch`] destroys everything;
+//!   [`Seize`] destroys what it still holds and leaks the blocks it had already handed to
+//!   seize while the guard was live (bounded by what was retired meanwhile).
 //! - **Guards** are `!Send` and tied to the domain's lifetime; pointers loaded through a
 //!   guard must not be used after it is dropped (the data structures built on this crate
 //!   tie the returned references to the guard's lifetime).
@@ -80,7 +106,6 @@ mod held;
 
 #[cfg(not(loom))]
 mod epoch;
-#[cfg(not(loom))]
 mod retire;
 #[cfg(not(loom))]
 mod seize;

@@ -3,15 +3,19 @@
 //! seize and crossbeam-epoch keep per-thread state in OS thread-locals, and loom runs all of
 //! a model's threads on one OS thread, so neither can track loom's threads. Under
 //! `cfg(loom)` the names [`Seize`] and [`Epoch`] therefore keep their API but are backed by
-//! this simple domain, whose orderings loom *can* check:
+//! this simple domain, whose orderings loom *can* check. It shares the real backends'
+//! retire path (`retire.rs`: shards, block ids taken under the shard locks, finished-block
+//! set, panic-safe destruction), so the models check that code too; only the grace period
+//! is simpler:
 //!
 //! - `enter` increments an active-guard counter, then issues a `SeqCst` fence;
-//! - `retire` only records the object: nothing is freed during a model run unless a thread
-//!   calls `synchronize()`, or the domain is dropped;
-//! - `synchronize` takes the list of retired objects, issues a `SeqCst` fence, waits for the
-//!   active-guard counter to reach zero, then runs the destructors. Calls are serialized by
-//!   a mutex, so a `synchronize` never returns while another one still runs destructors of
-//!   objects retired before it started.
+//! - `retire` buffers the object; a full shard (2 objects) becomes a block that is queued
+//!   for the next `synchronize`; `flush` queues the partial blocks. Nothing is freed during
+//!   a model run unless a thread calls `synchronize()`, or the domain is dropped;
+//! - `synchronize` drains the shards, snapshots the next block id, then repeatedly takes the
+//!   queued blocks, issues a `SeqCst` fence, waits for the active-guard counter to reach
+//!   zero and runs them, until every block below the snapshot has finished (another
+//!   `synchronize` may be running some of them).
 //!
 //! The two fences are the classic store-buffering pair: either the retiring thread's fence
 //! comes first in the single total order of `SeqCst` fences, and the reader's loads after
@@ -22,25 +26,27 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use crate::domain::{load_order, Domain, Guard, Reclaim, Retired};
+use crate::retire::{keep_first, resume, Buffers, Handed};
 use crate::sync::atomic::{fence, AtomicPtr, AtomicUsize, Ordering};
 use crate::sync::Mutex;
+
+/// Objects per block in the loom build (small, so models reach full blocks).
+const LOOM_BATCH: usize = 2;
 
 /// State shared by the loom [`Seize`] and [`Epoch`].
 struct Inner {
     active: AtomicUsize,
-    retired: Mutex<Vec<Retired>>,
-    pending: AtomicUsize,
-    /// Held for the whole of `synchronize`.
-    syncing: Mutex<()>,
+    buffers: Buffers,
+    /// Blocks handed over and waiting for a `synchronize`.
+    queued: Mutex<Vec<Handed>>,
 }
 
 impl Default for Inner {
     fn default() -> Self {
         Self {
             active: AtomicUsize::new(0),
-            retired: Mutex::new(Vec::new()),
-            pending: AtomicUsize::new(0),
-            syncing: Mutex::new(()),
+            buffers: Buffers::default(),
+            queued: Mutex::new(Vec::new()),
         }
     }
 }
@@ -59,53 +65,70 @@ impl Inner {
         self.active.fetch_sub(1, Ordering::Release);
     }
 
+    fn queue(&self, block: Option<Handed>) {
+        if let Some(b) = block {
+            self.queued.lock().unwrap().push(b);
+        }
+    }
+
     fn retire(&self, item: Retired) {
-        self.retired.lock().unwrap().push(item);
-        // Relaxed: a statistic; `synchronize`/`Drop` order themselves through the mutex.
-        self.pending.fetch_add(1, Ordering::Relaxed);
+        self.queue(self.buffers.push(item, LOOM_BATCH));
+    }
+
+    fn flush(&self) {
+        self.queue(self.buffers.drain());
     }
 
     fn synchronize(&self) {
-        // Serialize with other `synchronize` calls: one that took an empty list must not
-        // return while another is still running destructors of objects retired earlier.
-        let _syncing = self.syncing.lock().unwrap();
-        let batch = core::mem::take(&mut *self.retired.lock().unwrap());
-        // SeqCst fence: pairs with the fence in `enter` (module docs).
-        fence(Ordering::SeqCst);
-        // Acquire: pairs with the Release decrement in `leave`.
-        while self.active.load(Ordering::Acquire) != 0 {
+        self.flush();
+        let target = self.buffers.next_block();
+        let shared = self.buffers.shared();
+        let mut first = None;
+        loop {
+            let batch = core::mem::take(&mut *self.queued.lock().unwrap());
+            if !batch.is_empty() {
+                // SeqCst fence: pairs with the fence in `enter` (module docs).
+                fence(Ordering::SeqCst);
+                // Acquire: pairs with the Release decrement in `leave`.
+                while self.active.load(Ordering::Acquire) != 0 {
+                    crate::sync::spin_loop();
+                }
+                for block in batch {
+                    // SAFETY: every guard that was live when the objects were retired has
+                    // ended; each block is run once (taken from the queue).
+                    keep_first(&mut first, unsafe { shared.run(block) });
+                }
+            }
+            if shared.done_below(target) {
+                break;
+            }
+            // Another thread holds blocks below `target` (queued or running them).
             crate::sync::spin_loop();
         }
-        self.run(batch);
-    }
-
-    fn run(&self, batch: Vec<Retired>) {
-        let n = batch.len();
-        for item in batch {
-            // SAFETY: every guard that was live when the objects were retired has ended
-            // (synchronize) or none exists (drop); each item is run once (taken from the
-            // list).
-            unsafe { item.run() };
-        }
-        // Relaxed: a statistic.
-        self.pending.fetch_sub(n, Ordering::Relaxed);
+        resume(first);
     }
 
     fn pending(&self) -> usize {
-        // Relaxed: a statistic.
-        self.pending.load(Ordering::Relaxed)
+        self.buffers.pending()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        let shared = self.buffers.shared().clone();
+        let mut first = None;
         loop {
-            let batch = core::mem::take(&mut *self.retired.lock().unwrap());
+            self.flush();
+            let batch = core::mem::take(&mut *self.queued.lock().unwrap());
             if batch.is_empty() {
                 break;
             }
-            self.run(batch);
+            for block in batch {
+                // SAFETY: no guard exists (`&mut self`); each block is run once.
+                keep_first(&mut first, unsafe { shared.run(block) });
+            }
         }
+        resume(first);
     }
 }
 
@@ -150,7 +173,9 @@ macro_rules! loom_backend {
                 self.inner.retire(Retired::new::<T, R>(ptr));
             }
 
-            fn flush(&self) {}
+            fn flush(&self) {
+                self.inner.flush();
+            }
 
             fn synchronize(&self) {
                 crate::held::assert_not_held(
@@ -197,7 +222,9 @@ macro_rules! loom_backend {
                 src.load($order(order))
             }
 
-            fn flush(&self) {}
+            fn flush(&self) {
+                self.domain.inner.flush();
+            }
         }
     };
 }

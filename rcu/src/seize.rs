@@ -1,30 +1,134 @@
 //! The [`Seize`] backend: a `seize::Collector` per domain.
+//!
+//! # How a block is handed to seize
+//!
+//! seize (Hyaline-1) retires a thread-local *seize batch* only if it holds at least one
+//! entry per thread that is inside a guard of the collector at that moment: each such
+//! thread gets one of the entries linked into its reservation list. Entries left in a
+//! batch that was too short stay in that thread's seize batch, invisible to every other
+//! thread; an earlier version padded every batch to a multiple of 64 entries and therefore
+//! stranded objects (and hung `synchronize`) once 64 threads were inside guards.
+//!
+//! Now every hand-off ([`Seize::hand_off`]) adds **one** entry for the whole block (the
+//! block itself, so the cost per object no longer includes a seize entry) followed by
+//! `bound` no-op entries, and asks seize to retire the batch at once (`flush`). `bound`
+//! is [`BOUND`]: one more than the largest seize thread id of any thread that ever entered
+//! a `Seize` domain. A collector's reservations are indexed by seize thread id and only
+//! threads that entered through this module have one, so at most `bound` threads can be
+//! inside guards: the retire cannot come up short, the calling thread's seize batch is
+//! empty afterwards, and nothing is ever stranded, whatever the number of threads.
+//!
+//! Registration ([`register`]) raises `BOUND` *before* the thread's first guard (a `SeqCst`
+//! RMW followed by a `SeqCst` fence). If a new thread registers while a hand-off is
+//! running, the hand-off may have read a `bound` that is too small; but then its retire
+//! scan saw that thread's reservation active, whose activation store follows the fence, so
+//! the hand-off's own Acquire fence after the scan makes the raised `BOUND` visible: it
+//! re-reads `BOUND`, and if it grew, adds that many more no-op entries and retries. Each
+//! retry is triggered by a registration, so the loop ends.
+//!
+//! seize may also try to retire the batch on its own, whenever it reaches the collector's
+//! batch size ([`SEIZE_BATCH`]); such an early retire takes every entry added so far,
+//! including the block. Whatever was added after it is part of the `bound` no-op entries
+//! that follow the block, so the final flush either retires a batch of at least `bound`
+//! entries (success) or holds only no-op entries (harmless, freed later).
+//!
+//! With at most `SEIZE_BATCH - 1` registered thread ids a hand-off is one seize retire;
+//! with more, seize retries on every added entry once the batch reaches `SEIZE_BATCH` and
+//! fails while more threads than entries are inside guards, so a hand-off costs up to one
+//! retire attempt (a process-wide memory barrier and a scan of the reservations) per
+//! thread inside a guard: correct, slower. Blocks then also grow to `bound` objects
+//! (`Seize::retire`), which keeps the no-op entries at most one per object.
 
+use core::cell::Cell;
 use core::fmt;
 use core::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+use std::sync::OnceLock;
 
 use seize::Guard as _;
 
 use crate::domain::{Domain, Guard, Reclaim, Retired};
-use crate::retire::{run_batch, Buffers, Counters, Handed, BATCH};
+use crate::retire::{keep_first, resume, Block, Buffers, Handed, Payload, BATCH};
 use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use crate::sync::Arc;
+
+/// seize's batch size for our collectors. A hand-off flushes explicitly; this only decides
+/// when seize also tries on its own (and how much seize allocates per batch: 32 bytes per
+/// entry of capacity).
+const SEIZE_BATCH: usize = 64;
+
+/// One more than the largest seize thread id of any thread that ever entered (or handed a
+/// block to) a `Seize` domain: an upper bound on the number of threads inside guards of
+/// any one of our collectors. Only grows; seize reuses the ids of exited threads, lowest
+/// first, so it stays near the peak number of threads alive at once.
+static BOUND: StdAtomicUsize = StdAtomicUsize::new(0);
+
+std::thread_local! {
+    /// Whether this thread's seize id is covered by `BOUND`. No destructor, so the check is
+    /// one thread-local load that works even while the thread is exiting.
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Make sure `BOUND` covers this thread. Must run before every `collector.enter()`.
+#[inline]
+fn register() {
+    if !REGISTERED.with(Cell::get) {
+        register_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn register_slow() {
+    // seize thread ids are process-wide (shared by all collectors); any collector tells us
+    // ours. This one is never retired on.
+    static PROBE: OnceLock<seize::Collector> = OnceLock::new();
+    let id = PROBE.get_or_init(seize::Collector::new).enter().thread_id();
+    // SeqCst RMW, then a SeqCst fence before this thread's first activation in any of our
+    // collectors: the fence acts as a release fence for that later (relaxed) activation
+    // store, so a hand-off whose retire scan sees us active and then issues an Acquire
+    // fence also sees the raised bound (see the module docs).
+    BOUND.fetch_max(id + 1, StdOrdering::SeqCst);
+    fence(StdOrdering::SeqCst);
+    REGISTERED.with(|r| r.set(true));
+}
+
+/// The current bound (see [`BOUND`]).
+#[inline]
+fn bound() -> usize {
+    // Relaxed: a hint for sizing blocks; `hand_off` orders its reads with fences.
+    BOUND.load(StdOrdering::Relaxed)
+}
 
 /// Reclamation domain over the [`seize`] crate (the default backend).
 ///
 /// Each instance owns its own `seize::Collector`, so its grace periods only wait for its own
 /// guards. Entering a section marks the thread active in that collector (reentrant);
 /// [`Guard::protect`] loads with `SeqCst`, the ordering seize's protocol requires.
-/// Retired objects are buffered per domain (see [`Domain::synchronize`]) and handed to seize
-/// 64 at a time.
+/// Retired objects are buffered per domain and handed to seize as blocks of 64 (or, with
+/// more than 64 threads, as many as there are thread slots), one seize entry per block.
 ///
-/// Limit: seize only starts a grace period for a thread's batch once it holds at least as
-/// many entries as there are threads inside guards of the domain. This backend keeps every
-/// thread's seize batch a multiple of 64 entries long (padding with no-op entries), which
-/// works as long as fewer than 64 threads are inside guards of one domain at the same time.
-/// With more, entries can stay in the batch of a thread that then exits, and
-/// [`Domain::synchronize`] may wait until those threads retire again (or forever); dropping
-/// the domain still destroys everything.
+/// # Liveness
+///
+/// - Grace periods complete with **any number of threads** inside guards: a block's retire
+///   always carries enough seize entries (module `seize.rs` explains how), so nothing is
+///   stranded in a thread's seize batch and [`Domain::synchronize`] returns once every
+///   guard that was live when it was called has been dropped. Beyond about 60 threads
+///   inside guards at once, handing a block to seize costs more (see the module docs).
+/// - Destructors run on the thread calling [`Domain::retire`], [`Domain::flush`],
+///   [`Domain::synchronize`] or dropping the domain, once their grace period is over;
+///   never inside a reader's guard drop. A panicking destructor is caught; the rest of its
+///   block (and every other ready block) is still destroyed and accounted, then the first
+///   panic is re-raised from that call (dropped instead if the thread is already
+///   panicking).
+/// - A guard that is never dropped (`mem::forget`) is a reader that never leaves: nothing
+///   retired on the domain after it was entered is destroyed while the domain lives,
+///   `synchronize` never returns (on any thread), and `pending()` only grows. Dropping the
+///   domain still returns, without waiting: it destroys everything still buffered in the
+///   domain and everything whose grace period could complete, and **leaks** the blocks
+///   that were handed to seize (a full block of 64, or by `flush`/`synchronize`) while the
+///   forgotten guard was live: seize keeps them in the forgotten guard's reservation list,
+///   out of reach. Their destructors never run; the leak is bounded by what was retired
+///   while the guard was live.
 ///
 /// ```
 /// use rcu::{Domain, Seize};
@@ -34,6 +138,8 @@ use crate::sync::Arc;
 /// assert_eq!(<Seize as Domain>::NAME, "seize");
 /// ```
 pub struct Seize {
+    // Declared first, so it drops before `buffers`: its last callbacks (during
+    // `Collector::drop`) still find the ready queue alive.
     collector: seize::Collector,
     buffers: Buffers,
 }
@@ -41,9 +147,7 @@ pub struct Seize {
 impl Default for Seize {
     fn default() -> Self {
         Self {
-            // One seize batch = one of our blocks, so a full block starts its grace period
-            // on its last entry (see `hand_off`).
-            collector: seize::Collector::new().batch_size(BATCH),
+            collector: seize::Collector::new().batch_size(SEIZE_BATCH),
             buffers: Buffers::default(),
         }
     }
@@ -57,47 +161,23 @@ impl fmt::Debug for Seize {
     }
 }
 
-/// A batch of retired objects handed to seize: one seize entry per object (so seize's
-/// batches always hold enough entries to be retired), all pointing back at this block.
-struct Block {
-    counters: Arc<Counters>,
-    /// The block id from `Buffers` (see `Counters::complete`).
-    id: u64,
-    /// Nodes whose destructor has not run yet; the last one frees the block.
-    remaining: AtomicUsize,
-    nodes: Box<[Node]>,
-}
-
-struct Node {
-    item: Retired,
-    block: *const Block,
-}
-
-/// seize's reclaim function for one node.
+/// seize's reclaimer for a block: its grace period is over, queue it for a writer-side
+/// call to run (no user code here, so nothing can unwind through seize).
 ///
 /// # Safety
 ///
-/// `node` points into a live `Block` handed to seize by `Seize::hand_off`, its grace period
-/// has passed and seize calls this once per node.
-unsafe fn reclaim_node(node: *mut Node, _: &seize::Collector) {
-    // SAFETY: the node is alive until the last node of its block is done, which is at the
-    // earliest this call.
-    let (ptr, reclaim, block) = unsafe { ((*node).item.ptr, (*node).item.reclaim, (*node).block) };
-    // SAFETY: seize calls us after the grace period of the node, which began after the
-    // object was unlinked; `reclaim` is the object's destructor.
-    unsafe { Retired { ptr, reclaim }.run() };
-    // SAFETY: the block outlives all its nodes' reclaim calls (freed by the last one below).
-    let b = unsafe { &*block };
-    // AcqRel: Release publishes our node reads to the thread freeing the block; Acquire on
-    // the last decrement makes every other node's reads happen-before the free.
-    if b.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-        b.counters.complete(b.id, b.nodes.len());
-        // SAFETY: every node of the block is done; the block came from `Box::into_raw`.
-        drop(unsafe { Box::from_raw(block.cast_mut()) });
-    }
+/// `block` came from `Box::into_raw` in `Seize::hand_off`, seize calls this once, and the
+/// block's `owner` (the domain's `Shared`) is alive: seize calls reclaimers only while the
+/// collector lives, and the collector drops before the domain's buffers.
+unsafe fn reclaim_block(block: *mut Block, _: &seize::Collector) {
+    // SAFETY: see the function's contract.
+    let block = unsafe { Box::from_raw(block) };
+    let owner = block.owner;
+    // SAFETY: the owner outlives every callback of the collector (see above).
+    unsafe { (*owner).push_ready(block) };
 }
 
-/// A placeholder entry used to fill seize's batch; does nothing.
+/// A no-op entry used to give seize enough entries; does nothing.
 unsafe fn reclaim_nothing(_: *mut u8, _: &seize::Collector) {}
 
 /// Add `n` no-op entries to the current thread's seize batch.
@@ -113,58 +193,50 @@ impl Seize {
         self as *const Self as usize
     }
 
-    /// Hand `batch` to seize through the live `guard`, starting its grace period.
-    ///
-    /// seize collects retired entries in a per-thread batch and only starts a grace period
-    /// once that batch holds `batch_size` (= `BATCH`) entries *and* at least as many
-    /// entries as there are threads inside guards at that moment. Entries left below that
-    /// threshold stay in the thread's batch, and if the thread then exits they are stranded
-    /// until the domain is dropped, which would make `synchronize` wait forever. So a
-    /// partial block is padded with no-op entries up to a multiple of `BATCH`: the thread's
-    /// batch starts and ends empty, as long as fewer than `BATCH` threads are inside guards
-    /// of this domain at the time. Everything else that adds to this collector's batches
-    /// (`synchronize`) also adds multiples of `BATCH`, so the batch does start empty.
-    fn hand_off(&self, block: Handed, guard: &seize::LocalGuard<'_>) {
-        let Handed { id, items: batch } = block;
-        let n = batch.len();
-        let nodes: Box<[Node]> = batch
-            .into_iter()
-            .map(|item| Node {
-                item,
-                block: core::ptr::null(),
-            })
-            .collect();
-        let block = Box::into_raw(Box::new(Block {
-            counters: self.buffers.counters().clone(),
-            id,
-            remaining: AtomicUsize::new(n),
-            nodes,
-        }));
-        // SAFETY: `block` is freshly allocated and not shared yet; the node pointers are
-        // derived from the raw block pointer, so they stay valid for the block's lifetime.
-        let first: *mut Node = unsafe { (*block).nodes.as_mut_ptr() };
-        for i in 0..n {
-            // SAFETY: `i < n` = the slice length; still unshared.
-            unsafe { (*first.add(i)).block = block };
+    /// Hand `handed` to seize: one entry for the block, then enough no-op entries that the
+    /// retire cannot come up short, then an explicit retire (see the module docs).
+    fn hand_off(&self, handed: Handed) {
+        register();
+        let guard = self.collector.enter();
+        let block = Box::into_raw(Block::new(handed, self.buffers.shared()));
+        // SAFETY: the objects were unlinked before they were retired on this domain and
+        // seize's grace period for the entry starts now (later is always safe); the block
+        // is reclaimed only by `reclaim_block`, once.
+        unsafe { guard.defer_retire(block, reclaim_block) };
+        // SeqCst: ordered after our own registration and the entry above.
+        let mut bound = BOUND.load(StdOrdering::SeqCst);
+        loop {
+            pad(&guard, bound);
+            guard.flush();
+            // Acquire: if the scan inside `flush` saw a thread active whose registration we
+            // missed, its SeqCst fence (before activating) synchronizes with this fence and
+            // the reload below sees its raised bound.
+            fence(StdOrdering::Acquire);
+            let now = BOUND.load(StdOrdering::Relaxed);
+            if now <= bound {
+                break;
+            }
+            bound = now;
         }
-        for i in 0..n {
-            // SAFETY: the objects were unlinked before they were retired on this domain, and
-            // seize's grace period for the node starts now (later is always safe). The node
-            // is only reclaimed by `reclaim_node`, once.
-            unsafe { guard.defer_retire(first.add(i), reclaim_node) };
-        }
-        pad(guard, (BATCH - n % BATCH) % BATCH);
+        // Leaving releases the block from our own reservation list (if this is the
+        // outermost guard); the last reader to leave queues it as ready.
     }
 
-    fn drain_and_hand_off(&self, guard: &seize::LocalGuard<'_>) {
+    fn drain_and_hand_off(&self) {
         if let Some(block) = self.buffers.drain() {
-            self.hand_off(block, guard);
+            self.hand_off(block);
         }
+    }
+
+    /// Run the ready queue; the first destructor panic is returned.
+    fn run_ready(&self) -> Option<Payload> {
+        self.buffers.shared().run_ready().1
     }
 }
 
-// SAFETY: `retire` hands objects to the backend, which runs them only after every
-// guard live at the time has been dropped (see the backend notes above); at most once.
+// SAFETY: `retire` hands objects to seize, which calls `reclaim_block` only after every
+// guard live at the time of the hand-off (itself after the `retire` call) has been dropped;
+// destructors run from the ready queue, each block once.
 unsafe impl Domain for Seize {
     type Guard<'d> = SeizeGuard<'d>;
 
@@ -172,6 +244,7 @@ unsafe impl Domain for Seize {
 
     #[inline]
     fn enter(&self) -> SeizeGuard<'_> {
+        register();
         crate::held::enter(self.addr());
         SeizeGuard {
             inner: self.collector.enter(),
@@ -181,46 +254,39 @@ unsafe impl Domain for Seize {
 
     #[inline]
     unsafe fn retire<T, R: Reclaim<T>>(&self, ptr: *mut T) {
-        if let Some(batch) = self.buffers.push(Retired::new::<T, R>(ptr)) {
-            let guard = self.collector.enter();
-            self.hand_off(batch, &guard);
+        let len = BATCH.max(bound());
+        if let Some(block) = self.buffers.push(Retired::new::<T, R>(ptr), len) {
+            self.hand_off(block);
+        }
+        if self.buffers.shared().has_ready() {
+            resume(self.run_ready());
         }
     }
 
     fn flush(&self) {
-        let guard = self.collector.enter();
-        self.drain_and_hand_off(&guard);
-        guard.flush();
+        self.drain_and_hand_off();
+        resume(self.run_ready());
     }
 
     fn synchronize(&self) {
         crate::held::assert_not_held(self.addr(), "Seize::synchronize");
-        {
-            let guard = self.collector.enter();
-            self.drain_and_hand_off(&guard);
-        }
-        // Everything retired before the call has a block id below `target` by now (given
-        // by us just above, or by the thread whose shard filled up, before it unlocked the
-        // shard that `drain` then locked). Blocks finish in any order, so wait for all ids
-        // below `target`, not for a count of objects.
+        self.drain_and_hand_off();
+        // Everything retired before the call has a block id below `target` by now (see
+        // `retire.rs`). Blocks finish in any order, so wait for all ids below `target`, not
+        // for a count of objects. Readers only queue finished blocks; we run them.
         let target = self.buffers.next_block();
-        let counters = self.buffers.counters();
+        let shared = self.buffers.shared();
+        let mut first = None;
         let mut rounds = 0u32;
-        while !counters.done_below(target) {
-            // If this thread's seize batch holds entries that could not be retired yet
-            // (more threads were active than it had entries), push one more batch worth of
-            // no-op entries so seize tries again. Exactly `BATCH` keeps the batch aligned
-            // for later `hand_off`s (see there); a leftover would strand real entries.
-            let guard = self.collector.enter();
-            pad(&guard, BATCH);
-            // Retries a batch still short of entries (only possible with `BATCH` or more
-            // active threads); emptying it also restores the alignment.
-            guard.flush();
-            // Leaving runs the batches whose last reader we were.
-            drop(guard);
+        loop {
+            keep_first(&mut first, self.run_ready());
+            if shared.done_below(target) {
+                break;
+            }
             rounds += 1;
             backoff(rounds);
         }
+        resume(first);
     }
 
     fn pending(&self) -> usize {
@@ -243,23 +309,33 @@ pub(crate) fn backoff(round: u32) {
 
 impl Drop for Seize {
     fn drop(&mut self) {
-        // `&mut self`: no guard of this domain exists (guards borrow it), so every grace
-        // period is over. Destructors may retire more objects on this domain; loop until
-        // nothing is pending, i.e. every object handed to seize has been destroyed, even one
-        // that a destructor handed to a seize batch during `reclaim_all`.
+        // `&mut self`: no guard of this domain can be used any more, so everything still
+        // buffered or already retired into a seize batch can be destroyed. Blocks linked
+        // into the reservation list of a forgotten guard cannot be reached (seize frees a
+        // retired batch only when its readers leave): they are leaked. Destructors may
+        // retire more objects on this domain, so repeat while anything ran; never wait.
+        let shared = self.buffers.shared().clone();
+        let mut first = None;
         loop {
+            let mut ran = false;
             if let Some(rest) = self.buffers.drain() {
-                // SAFETY: no guard of this domain exists, so no reader can hold these
+                ran = true;
+                // SAFETY: no guard of this domain can be used, so no reader can hold these
                 // objects; `drain` took them out of the shards, so this is their only run.
-                unsafe { run_batch(rest, self.buffers.counters()) };
+                keep_first(&mut first, unsafe { shared.run(rest) });
             }
-            // SAFETY: as above, no thread is inside this collector or reading anything
-            // retired on it; we have exclusive access.
+            // SAFETY: no thread can use a guard of this collector any more (a forgotten
+            // guard never touches it again). This frees only the thread-local seize batches
+            // not yet retired (no-op entries, or blocks of a hand-off cut short), each
+            // through its reclaimer: blocks go to the ready queue.
             unsafe { self.collector.reclaim_all() };
-            if self.buffers.pending() == 0 {
+            let (r, p) = shared.run_ready();
+            keep_first(&mut first, p);
+            if !(ran | r) {
                 break;
             }
         }
+        resume(first);
     }
 }
 
@@ -301,7 +377,6 @@ unsafe impl Guard for SeizeGuard<'_> {
     }
 
     fn flush(&self) {
-        self.domain.drain_and_hand_off(&self.inner);
-        self.inner.flush();
+        self.domain.flush();
     }
 }

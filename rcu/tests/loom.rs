@@ -264,6 +264,68 @@ fn concurrent_synchronize_both_wait() {
     });
 }
 
+/// The id/drain ordering of the retire buffers: a `synchronize` racing a `flush` on another
+/// thread must not return before an object retired before both calls has been destroyed.
+/// The flush may take the object out of the shards first; its block must then already have
+/// an id (taken before the flush unlocked the shards) when the synchronize's own drain gets
+/// through, so that the synchronize waits for it. (Taking the id after unlocking, as an
+/// earlier version did, fails this model.)
+#[test]
+fn synchronize_racing_flush_waits_for_flushed_block() {
+    loom::model(|| {
+        let domain = Arc::new(Seize::default());
+        let freed = Arc::new(rcu::sync::atomic::AtomicBool::new(false));
+        let obj = Box::into_raw(Box::new(Flagged {
+            freed: freed.clone(),
+        }));
+        // SAFETY: never shared, retired once.
+        unsafe { domain.retire::<Flagged, SetFlag>(obj) };
+        let flusher = {
+            let domain = domain.clone();
+            thread::spawn(move || domain.flush())
+        };
+        let syncer = {
+            let (domain, freed) = (domain.clone(), freed.clone());
+            thread::spawn(move || {
+                domain.synchronize();
+                // Acquire: pairs with the Release store in the destructor.
+                assert!(freed.load(Ordering::Acquire), "synchronize returned early");
+            })
+        };
+        flusher.join().unwrap();
+        syncer.join().unwrap();
+    });
+}
+
+/// Full blocks (`retire` filling a shard) race `synchronize` the same way: an object in a
+/// block another thread is handing over is waited for.
+#[test]
+fn synchronize_racing_full_block_waits() {
+    loom::model(|| {
+        let domain = Arc::new(Seize::default());
+        let freed = Arc::new(rcu::sync::atomic::AtomicBool::new(false));
+        let first = Box::into_raw(Box::new(Flagged {
+            freed: freed.clone(),
+        }));
+        // SAFETY: never shared, retired once.
+        unsafe { domain.retire::<Flagged, SetFlag>(first) };
+        let retirer = {
+            let (domain, freed) = (domain.clone(), freed.clone());
+            thread::spawn(move || {
+                // Fills the shard (2 objects per block under loom): hands a block over.
+                let second = Box::into_raw(Box::new(Flagged { freed }));
+                // SAFETY: never shared, retired once.
+                unsafe { domain.retire::<Flagged, SetFlag>(second) };
+            })
+        };
+        domain.synchronize();
+        // The first object was retired before the call: destroyed, whoever drained it.
+        // Acquire: pairs with the Release store in the destructor.
+        assert!(freed.load(Ordering::Acquire), "synchronize returned early");
+        retirer.join().unwrap();
+    });
+}
+
 /// Debug builds catch `synchronize` under a guard of the same domain in the loom build too.
 #[cfg(debug_assertions)]
 #[test]

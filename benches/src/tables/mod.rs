@@ -179,7 +179,8 @@ mod tests {
     #[test]
     fn reclaim_table_has_a_figure_and_ratio_per_operation() {
         let tables = (reclaim::DEF.run)(&Ctx::quiet(Mode::Quick));
-        assert_eq!(tables.len(), 1);
+        assert_eq!(tables.len(), 2);
+        assert_eq!(tables[1].rows.len(), 3);
         let t = &tables[0];
         assert_eq!(t.rows.len(), 4);
         for row in &t.rows {

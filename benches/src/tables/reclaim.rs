@@ -64,6 +64,27 @@ pub fn contenders<'a, D: Domain>(domain: &'a D, slot: &'a AtomicPtr<u64>) -> Vec
     ]
 }
 
+/// The retire design the `Seize` backend replaced for seize's own: every object a seize
+/// entry in the calling thread's seize batch (seize's default batch size), no domain-wide
+/// buffer. It cannot offer `synchronize` (entries stranded in other threads' batches are
+/// out of reach), so the batch ends with `reclaim_all`, sound here because no guard of the
+/// collector exists.
+fn seize_direct_retire(collector: &seize::Collector) -> Contender<'_> {
+    Contender::timed("seize crate: retire per object", move |n| {
+        let t = Stopwatch::start();
+        for i in 0..n {
+            let p = Box::into_raw(Box::new(Retired([i; 4])));
+            // SAFETY: `p` was never shared and is retired once; `reclaim::boxed` frees it
+            // as the `Box` it came from.
+            unsafe { collector.retire(p, seize::reclaim::boxed) };
+        }
+        // SAFETY: no guard of this collector exists (single-threaded, none entered).
+        unsafe { collector.reclaim_all() };
+        t.elapsed()
+    })
+    .fixed(RETIRE_BATCH)
+}
+
 /// `Box::new` + drop of the same object, for reference (what retire adds to).
 fn alloc_free_baseline() -> Contender<'static> {
     Contender::new("Box alloc+free", |n| {
@@ -76,9 +97,11 @@ fn run(ctx: &Ctx) -> Vec<Table> {
     let epoch = Epoch::default();
     let mut value = 7u64;
     let slot = AtomicPtr::new(&mut value as *mut u64);
+    let direct = seize::Collector::new();
     let mut cs = contenders(&seize, &slot);
     cs.extend(contenders(&epoch, &slot));
     cs.push(alloc_free_baseline());
+    cs.push(seize_direct_retire(&direct));
     let m = ctx.measure("reclaim", &mut cs);
     let ops = [
         "guard enter + leave",
@@ -104,5 +127,39 @@ fn run(ctx: &Ctx) -> Vec<Table> {
         fmt_ns(base)
     ));
     t.note(ctx.spread_note());
-    vec![t]
+
+    // Retire designs side by side (the `Seize` backend's, seize's own per-object batching,
+    // and `Epoch`'s), all per object including reclamation.
+    let ours = m[ops.len() - 1].ns_per_op;
+    let direct = m[2 * ops.len() + 1].ns_per_op;
+    let epoch_retire = m[2 * ops.len() - 1].ns_per_op;
+    let mut d = Table::new(
+        "reclaim: retire designs, per object (incl. reclamation)",
+        &["design", "time", "vs rcu Seize"],
+    );
+    for (name, ns) in [
+        (
+            "rcu Seize: one seize entry per block of 64 + one no-op entry per thread slot",
+            ours,
+        ),
+        (
+            "seize crate directly: one seize entry per object, per-thread batches",
+            direct,
+        ),
+        (
+            "rcu Epoch: crossbeam deferred function per block of 64",
+            epoch_retire,
+        ),
+    ] {
+        d.row(vec![name.to_string(), fmt_ns(ns), fmt_ratio(ns / ours)]);
+    }
+    d.note(format!(
+        "Same interleaved batches as the table above ({RETIRE_BATCH} boxed 32-byte objects per \
+         batch). The seize-crate row cannot offer a domain-wide `synchronize` (objects wait \
+         in the retiring thread's seize batch, invisible to other threads, until that batch \
+         holds one entry per thread inside a guard): it ends each batch with `reclaim_all`, \
+         sound only because no guard exists. Block sizes grow to the number of thread slots \
+         beyond 64; see BENCHMARKS.md for that regime."
+    ));
+    vec![t, d]
 }
