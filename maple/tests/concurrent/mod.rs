@@ -171,12 +171,12 @@ impl Items {
         assert!(
             a >= self.lo && b <= self.hi,
             "{what}: item {span:?} from the {} overlaps or precedes what was yielded \
-             (front yielded below {}, back above {}); items so far: {:?} / {:?}",
+             (front yielded below {}, back above {}); last items: {:?} / {:?}",
             if back { "back" } else { "front" },
             self.lo,
             self.hi,
-            self.front,
-            self.back
+            tail(&self.front),
+            tail(&self.back)
         );
         let item = Item {
             span,
@@ -213,20 +213,29 @@ impl Items {
     pub fn assert_tiles(&self, what: &str, a: usize, b: usize) {
         let v = self.in_order();
         let mut next = a;
-        for it in &v {
+        for (n, it) in v.iter().enumerate() {
             assert!(
                 *it.span.start() <= next,
-                "{what}: index {next} of the always-covered {a}..={b} was skipped \
-                 (next item {:?}); items: {v:?}",
-                it.span
+                "{what}: index {next} of the always-covered {a}..={b} was skipped; items \
+                 around it: {:?}",
+                &v[n.saturating_sub(3)..(n + 3).min(v.len())]
             );
             if *it.span.end() >= b {
                 return;
             }
             next = it.span.end() + 1;
         }
-        panic!("{what}: items stop before {b} (at {next}) in the always-covered {a}..={b}: {v:?}");
+        panic!(
+            "{what}: items stop before {b} (at {next}) in the always-covered {a}..={b}; last \
+             items: {:?}",
+            tail(&v)
+        );
     }
+}
+
+/// The last few items, for failure messages.
+fn tail(v: &[Item]) -> &[Item] {
+    &v[v.len().saturating_sub(3)..]
 }
 
 /// Drive `it` to the end, taking each item from the back when `pick_back()` says so;
