@@ -64,7 +64,7 @@ const SLOTS: usize = 8;
 const CHURN: (usize, usize) = (20_000_000, 20_050_000);
 
 /// Race witnesses a test waits for (within its bound) before it stops.
-const RACES: usize = 64;
+const RACES: usize = 16;
 
 /// Value classes (high bits), the low bits carry the writer's counter or an index.
 const COVER_TAG: usize = 1 << 40;
