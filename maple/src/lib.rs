@@ -44,8 +44,17 @@
 //!   publishes them with one pivot store; every other write builds new nodes privately
 //!   and publishes them with one pointer store. A range widened on both sides at once is never seen widened on
 //!   one side only; a range replaced by pieces covering the same indices never shows a
-//!   hole. Iterators re-read the tree as they go, so they see writes that land ahead of
-//!   them, and always yield ranges in strictly increasing order.
+//!   hole.
+//! - **Iteration.** [`ReadGuard::range`] and [`ReadGuard::iter`] take no snapshot: each
+//!   step reads the tree as it is then, so they see writes that land ahead of them. Under
+//!   any concurrent writes, items from the front strictly increase, items from the back
+//!   strictly decrease, and no index is in two items; every index of the range that
+//!   holds an entry for the whole iteration is yielded exactly once; every item's value
+//!   was stored over the item's whole range at one moment during the iteration. An item
+//!   is the whole stored range except where a concurrent write made it overlap what was
+//!   already yielded: it is then clipped to the part not yet yielded (rule and example
+//!   at [`ReadGuard::range`]). A loop of [`ReadGuard::find`] calls skips nothing either,
+//!   but returns whole ranges that may overlap the previous result.
 //! - **Progress.** Readers are lock-free: they never wait for the writer; a reader that
 //!   reaches a node the writer has just replaced (marked dead) restarts from the root.
 //!   Writers are serialised by a mutex ([`MapleTree::lock`]) and never wait for readers.

@@ -638,7 +638,28 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
     }
 
     /// The first stored range that ends at or after the start of `r` and begins at or
-    /// before its end. `None` for an empty `r`.
+    /// before its end, whole (it may stick out of `r`). `None` for an empty `r`.
+    ///
+    /// Called in a loop to walk a region (`find(i..=last)`, then `i = end + 1` until the
+    /// end reaches `last`) while a writer changes the tree: no index that holds an entry
+    /// through the whole loop is skipped, and the results' ends strictly increase; but as
+    /// each result is a whole stored range, one that a writer grew backwards may overlap
+    /// the previous result (the kernel's `mas_find` after `mas_pause` behaves the same).
+    /// Clip each result's start to `i`, or use [`ReadGuard::range`], for disjoint items.
+    ///
+    /// ```
+    /// use maple::{MapleTree, Value};
+    /// let t: MapleTree<Value> = MapleTree::new();
+    /// let w = t.lock();
+    /// for i in 0..3 {
+    ///     w.store_range(i * 10..=i * 10 + 9, Value::new(i).unwrap()).unwrap();
+    /// }
+    /// let (first, _) = w.find(0..).unwrap();
+    /// assert_eq!(first, 0..=9);
+    /// w.store_range(5..=12, Value::new(7).unwrap()).unwrap(); // a write between calls
+    /// let (second, _) = w.find(first.end() + 1..).unwrap();
+    /// assert_eq!(second, 5..=12); // whole: overlaps `first`, but 10..=12 are not skipped
+    /// ```
     pub fn find(&self, r: impl RangeBounds<usize>) -> Option<(RangeInclusive<usize>, E::Ref<'_>)> {
         let (a, b) = bounds(&r)?;
         // SAFETY: live section.
@@ -648,7 +669,11 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
     }
 
     /// The last stored range that begins at or before the end of `r` and ends at or
-    /// after its start. `None` for an empty `r`.
+    /// after its start, whole. `None` for an empty `r`.
+    ///
+    /// In a loop (`find_rev(first..=j)`, then `j = start - 1`) under concurrent writes:
+    /// the mirror image of [`ReadGuard::find`]'s guarantee, with strictly decreasing
+    /// starts; a result may overlap the previous one at its end.
     pub fn find_rev(
         &self,
         r: impl RangeBounds<usize>,
@@ -660,8 +685,9 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
         Some((s.min..=s.max, unsafe { self.entry(s.word) }))
     }
 
-    /// Stored ranges overlapping `r`, in index order (double-ended). Each item is the
-    /// whole stored range, even where it sticks out of `r`. Empty for an empty `r`.
+    /// Stored ranges overlapping `r`, in index order, from either end (double-ended). Each
+    /// item is the whole stored range, even where it sticks out of `r`, unless a concurrent
+    /// write cut it (below). Empty for an empty `r`.
     ///
     /// ```
     /// use maple::{MapleTree, Value};
@@ -671,6 +697,68 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
     /// assert_eq!(got, [10..=14, 20..=24, 30..=34]);
     /// assert_eq!(r.range(..).rev().next().map(|(k, _)| k), Some(90..=94));
     /// ```
+    ///
+    /// # Iterating while the tree changes
+    /// The iterator takes no snapshot: every call reads the tree as it is then, so it sees
+    /// writes that land ahead of it (from other threads, or from this thread's own
+    /// [`WriteGuard`], whose iterators may be used across its writes). Whatever the writes,
+    /// it keeps this contract:
+    ///
+    /// 1. **Ordered and disjoint.** Items from `next` strictly increase, items from
+    ///    `next_back` strictly decrease, and every front item lies below every back item:
+    ///    no index is in two items.
+    /// 2. **No live index is skipped.** Every index of `r` that holds an entry for the whole
+    ///    life of the iterator (even if the ranges holding it are split, merged, resized or
+    ///    overwritten meanwhile) is in exactly one item once the iterator has returned
+    ///    `None`.
+    /// 3. **Items are real and current.** An item's value was stored over the item's whole
+    ///    range at one moment during the iteration; a write that happened before the call
+    ///    (returned on this thread, or synchronised with it) is always visible to it.
+    ///
+    /// The rule that gives this: `next` resumes at the lowest index of `r` it has not
+    /// passed yet (`start(r)` at first, then one past the last front item or past an empty
+    /// stretch it stepped over), takes the stored range that now holds that index or the
+    /// first one after it, and yields it **clipped** to what neither end has yielded yet:
+    /// starting after the last front item and ending before the last back item.
+    /// `next_back` is the mirror image. Without concurrent writes nothing is ever clipped.
+    /// With them, what a caller sees is `(start..=end, value)` where `start..=end` may be
+    /// only part of the range `value` is stored over: the front cuts the start of a range
+    /// a writer grew back over indices it already yielded, the back cuts the end. Indices a
+    /// writer stores into a stretch the iterator already passed are not yielded (they were
+    /// empty when it passed); an index emptied at some moment may or may not be.
+    ///
+    /// For example, with `0..=9`, `10..=19`, `20..=29` stored: `next()` yields `0..=9`, a
+    /// store of `5..=12` lands, and the next items are `10..=12` (the stored `5..=12`,
+    /// clipped), `13..=19` and `20..=29`. Here the writer iterates in its own section:
+    ///
+    /// ```
+    /// use maple::{MapleTree, Value};
+    /// let t: MapleTree<Value> = MapleTree::new();
+    /// let w = t.lock();
+    /// for i in 0..5 {
+    ///     w.store_range(i * 10..=i * 10 + 9, Value::new(i).unwrap()).unwrap();
+    /// }
+    /// let mut it = w.iter();
+    /// assert_eq!(it.next().map(|(k, v)| (k, v.get())), Some((0..=9, 0)));
+    /// w.store_range(5..=12, Value::new(7).unwrap()).unwrap();
+    /// assert_eq!(it.next().map(|(k, v)| (k, v.get())), Some((10..=12, 7)));
+    /// assert_eq!(it.next_back().map(|(k, v)| (k, v.get())), Some((40..=49, 4)));
+    /// w.store_range(15..=45, Value::new(8).unwrap()).unwrap();
+    /// let rest: Vec<_> = it.map(|(k, v)| (k, v.get())).collect();
+    /// assert_eq!(rest, [(13..=14, 1), (15..=39, 8)]); // 40..=45 came from the back
+    /// ```
+    ///
+    /// This is the kernel's `mas_find` resume point with a different answer there. The
+    /// kernel, after `mas_pause`, resumes one past the last item and returns the range
+    /// found there whole (so it may overlap the previous item); inside `mas_next_slot`,
+    /// after meeting a dead node, it rewalks to the last item's *end* and steps to the
+    /// following slot (so it skips the indices a grown range took over). Here the resume
+    /// point is the pause path's and the answer is clipped, so neither happens.
+    ///
+    /// A hand-written loop over [`ReadGuard::find`] (`find(i..)`, then `i = end + 1`)
+    /// skips no live index either and its ends strictly increase, but it returns whole
+    /// stored ranges, so after a concurrent write a result may overlap the previous one
+    /// (as the kernel's paused `mas_find` does); clip each start to `i` to get this rule.
     pub fn range(&self, r: impl RangeBounds<usize>) -> Iter<'_, 't, E, D> {
         let (front, back, done) = match bounds(&r) {
             Some((a, b)) => (a, b, false),
@@ -683,14 +771,13 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
             done,
             fcur: LeafCursor::new(),
             bcur: LeafCursor::new(),
-            fstart: 0,
-            fmoved: false,
-            bend: usize::MAX,
-            bmoved: false,
+            lo: 0,
+            hi: usize::MAX,
         }
     }
 
-    /// Every stored range in order; same as `range(..)`.
+    /// Every stored range in order; same as `range(..)`, including its contract under
+    /// concurrent writes (see [`ReadGuard::range`]).
     pub fn iter(&self) -> Iter<'_, 't, E, D> {
         self.range(..)
     }
@@ -722,20 +809,29 @@ impl<'t, E: Entry, D: Domain> ReadGuard<'t, E, D> {
     }
 }
 
-/// Iterator over stored ranges of a read section; see [`ReadGuard::range`].
+/// Iterator over stored ranges of a read section; see [`ReadGuard::range`] for what it
+/// yields while a writer changes the tree.
+///
+/// # Invariants
+/// While not `done`: `lo <= front <= back <= hi`. Every index of the query range below
+/// `front` or above `back` has been yielded, or was empty when a cursor passed it; every
+/// yielded index is below `lo` (front items) or above `hi` (back items). So the piece
+/// that holds `front` (or `back`) always meets `[lo, hi]` in a non-empty range that
+/// contains the cursor.
 pub struct Iter<'g, 't, E: Entry, D: Domain = Seize> {
     g: &'g ReadGuard<'t, E, D>,
+    /// Lowest index of the query range the front has not passed.
     front: usize,
+    /// Highest index of the query range the back has not passed.
     back: usize,
     done: bool,
     fcur: LeafCursor,
     bcur: LeafCursor,
-    /// Items from the front must start at or after this once one was yielded.
-    fstart: usize,
-    fmoved: bool,
-    /// Items from the back must end at or before this once one was yielded.
-    bend: usize,
-    bmoved: bool,
+    /// One past the last front item (0 before the first): items start at or after this.
+    lo: usize,
+    /// One below the last back item (`usize::MAX` before the first): items end at or
+    /// before this.
+    hi: usize,
 }
 
 impl<E: Entry, D: Domain> fmt::Debug for Iter<'_, '_, E, D> {
@@ -744,48 +840,52 @@ impl<E: Entry, D: Domain> fmt::Debug for Iter<'_, '_, E, D> {
             .field("front", &self.front)
             .field("back", &self.back)
             .field("done", &self.done)
+            .field("lo", &self.lo)
+            .field("hi", &self.hi)
             .finish()
     }
 }
+
+impl<E: Entry, D: Domain> core::iter::FusedIterator for Iter<'_, '_, E, D> {}
 
 impl<'g, E: Entry, D: Domain> Iterator for Iter<'g, '_, E, D> {
     type Item = (RangeInclusive<usize>, E::Ref<'g>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            // SAFETY: the guard is a live section of the tree's domain.
+        while !self.done {
+            // SAFETY: the guard is a live section of the tree's domain, used for every
+            // call on this cursor.
             let s = unsafe {
                 self.fcur
                     .slot_at(&self.g.tree.raw, &self.g.guard, self.front)
             };
+            // `s` holds `front` (invariant: `front <= back`); everything up to `s.max` is
+            // accounted for after this step.
             if s.max >= self.back {
                 self.done = true;
             } else {
                 self.front = s.max + 1;
             }
-            // After the first item, a range starting before `front` was changed by a
-            // writer under us and overlaps what was already yielded: skip it, so items
-            // stay strictly ordered.
-            if s.word != 0 && (s.min >= self.fstart || !self.fmoved) {
-                self.fmoved = true;
-                self.fstart = s.max.saturating_add(1);
+            if s.word != 0 {
+                // Clip to what neither end has yielded; a no-op unless a writer changed
+                // the tree under us (type invariant: the result contains the old `front`).
+                let (a, b) = (s.min.max(self.lo), s.max.min(self.hi));
+                debug_assert!(a <= b);
+                // Wrapping only at `b == usize::MAX`, where `s.max >= back` ended the
+                // iteration above.
+                self.lo = b.wrapping_add(1);
                 // SAFETY: read under the section, which outlives 'g.
-                return Some((s.min..=s.max, unsafe { E::word_ref(s.word) }));
+                return Some((a..=b, unsafe { E::word_ref(s.word) }));
             }
         }
+        None
     }
 }
 
 impl<E: Entry, D: Domain> DoubleEndedIterator for Iter<'_, '_, E, D> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            // SAFETY: the guard is a live section of the tree's domain.
+        while !self.done {
+            // SAFETY: as in `next`.
             let s = unsafe {
                 self.bcur
                     .slot_at(&self.g.tree.raw, &self.g.guard, self.back)
@@ -795,14 +895,17 @@ impl<E: Entry, D: Domain> DoubleEndedIterator for Iter<'_, '_, E, D> {
             } else {
                 self.back = s.min - 1;
             }
-            // Mirror of `next`: skip ranges reaching past what was already yielded.
-            if s.word != 0 && (s.max <= self.bend || !self.bmoved) {
-                self.bmoved = true;
-                self.bend = s.min.saturating_sub(1);
+            if s.word != 0 {
+                // Mirror of `next`.
+                let (a, b) = (s.min.max(self.lo), s.max.min(self.hi));
+                debug_assert!(a <= b);
+                // Wrapping only at `a == 0`, where `s.min <= front` ended the iteration.
+                self.hi = a.wrapping_sub(1);
                 // SAFETY: read under the section, which outlives 'g.
-                return Some((s.min..=s.max, unsafe { E::word_ref(s.word) }));
+                return Some((a..=b, unsafe { E::word_ref(s.word) }));
             }
         }
+        None
     }
 }
 

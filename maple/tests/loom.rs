@@ -235,3 +235,70 @@ fn gap_search_during_append() {
         assert!(got == Ok(30) || got == Ok(40), "empty_area saw {got:?}");
     });
 }
+
+/// An iterator driven from both ends racing a re-split of the region it walks (constant
+/// coverage: `0..=9`, `10..=19`, `20..=29` become `0..=4`, `5..=12`, `13..=29`). Whatever
+/// the interleaving with the cursors' cached leaf, the dead mark and the rewalk, the items
+/// tile `0..=29` exactly once, in order, each clipped only to what was already yielded,
+/// and each one's value stored over it in the old or the new tree.
+#[test]
+fn iteration_tiles_under_resplit() {
+    let mut b = loom::model::Builder::new();
+    b.max_branches = 100_000;
+    b.check(|| {
+        let t = Arc::new(MapleTree::<Value>::new());
+        {
+            let w = t.lock();
+            for i in 0..3usize {
+                w.store_range(i * 10..=i * 10 + 9, v(i)).unwrap();
+            }
+        }
+        let t2 = t.clone();
+        let reader = thread::spawn(move || {
+            let r = t2.read();
+            let mut it = r.range(0..=29);
+            let mut front = Vec::new();
+            let mut back = Vec::new();
+            loop {
+                match it.next() {
+                    Some((k, x)) => front.push((k, x.get())),
+                    None => break,
+                }
+                match it.next_back() {
+                    Some((k, x)) => back.push((k, x.get())),
+                    None => break,
+                }
+            }
+            front.extend(back.into_iter().rev());
+            front
+        });
+        {
+            let w = t.lock();
+            w.store_range(5..=12, v(3)).unwrap();
+            w.store_range(13..=29, v(4)).unwrap();
+            w.store_range(0..=4, v(5)).unwrap();
+        }
+        let items = reader.join().unwrap();
+        let mut next = 0;
+        for (k, x) in &items {
+            assert_eq!(*k.start(), next, "gap or overlap: {items:?}");
+            // Where each value lives in some state of the tree during the writes.
+            let stored = match x {
+                0 => 0..=9,
+                1 => 10..=19,
+                2 => 20..=29,
+                3 => 5..=12,
+                4 => 13..=29,
+                5 => 0..=4,
+                _ => unreachable!(),
+            };
+            assert!(
+                stored.start() <= k.start() && k.end() <= stored.end(),
+                "item {k:?} = {x} outside {stored:?}: {items:?}"
+            );
+            next = k.end() + 1;
+        }
+        assert_eq!(next, 30, "items stop early: {items:?}");
+        t.validate().unwrap();
+    });
+}

@@ -257,6 +257,15 @@ pub(crate) unsafe fn prev_entry<G: Guard>(
 /// A reader cursor that remembers its leaf so iteration reads neighbouring slots without
 /// descending again; any sign of change (dead leaf, index outside the leaf) falls back to a
 /// fresh walk.
+///
+/// What a slot read this way is worth (the iterator's contract rests on it): the cached
+/// leaf was reachable at some moment after the cursor's section began; its pivots never
+/// change while it is reachable and its slots change only by in-place exact fits, and the
+/// writer touches it no more once it is unlinked. So every slot returned is the slot as
+/// the tree held it at one moment since the leaf was reached. A write that happened before
+/// the call marked the leaf dead (if it replaced it) before returning, so the Acquire
+/// check below sees the mark and the cursor walks the new tree instead: such writes are
+/// always visible.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LeafCursor {
     pos: Option<LeafPos>,
