@@ -83,5 +83,6 @@ pub use error::{
     AllocError, AllocErrorKind, GapError, InsertError, InsertErrorKind, InvalidRange, StoreError,
     ValidateError,
 };
+pub use error::{AreaAllocError, AreaError, RemoveError};
 pub use raw::StoreKind;
 pub use tree::{IntoIter, Iter, MapleTree, ReadGuard, WriteGuard};

@@ -1,131 +1,413 @@
-//! Gap search: the lowest / highest empty run of a given size inside a window.
+//! Gap search: the lowest / highest empty run of a given size (and alignment) inside a
+//! window.
 //!
 //! Allocation trees keep, for every child of an arange_64 node, the size of the largest
 //! empty run in that child's subtree, so a search descends only into children whose gap is
 //! big enough: O(height) node visits to find a fit, plus backtracking where the window cuts
-//! through a subtree. Plain trees have no gaps; the same search then visits every child
-//! that intersects the window (a linear scan in the worst case).
+//! through a subtree (the run may lie outside it) or where an alignment decides (a gap of
+//! at least `size` may still hold no aligned start; a gap of `size + align - 1` always
+//! does). Plain trees have no gaps; the same search then visits every child that
+//! intersects the window (a scan of the window in the worst case).
 //!
 //! Empty ranges are always merged (within and across leaves), so a free run is exactly one
 //! empty leaf slot: a search never has to join slots.
+//!
+//! # Reading nodes in place
+//! The search reads each node's words where they are, through the same per-word atomics
+//! as the point walk (`walk.rs`), and only the slots it needs: it starts at the slot that
+//! holds the window's edge (found by the walk's pivot probe) and moves one slot at a time
+//! towards the other edge, stopping at the window's end or at the node's data end. Nothing
+//! is copied. Orderings:
+//! - pivots and gaps: Relaxed. Neither changes while a node is reachable (in RCU mode the
+//!   writer replaces a node rather than move its pivots, and publishes a rebuilt child in
+//!   place only when the child's gap is unchanged; see `write.rs`), and their
+//!   initialisation was ordered before us by the Acquire load of the node's pointer.
+//! - child pointers: through the guard (`protect_word`, Acquire): the child was initialised
+//!   before the Release store that published it.
+//! - leaf slots: Relaxed. The search only asks whether a slot is empty and never
+//!   dereferences the word.
+//!
+//! After reading what it acts on from a node — before descending into a child, before
+//! returning a fit found in a leaf, and before leaving a node as exhausted — the search
+//! checks the node's dead mark and, if the writer has replaced it, restarts from the root,
+//! exactly as the point walk does.
+//!
+//! The path back up is a stack of frames (node, bounds, slot) on the reader's stack, not
+//! initialised beyond what is pushed.
+
+use core::mem::MaybeUninit;
 
 use rcu::sync::atomic::Ordering;
 use rcu::Guard;
 
-use super::node::{Item, NodePtr, NodeType, MAX_SLOTS};
+use super::node::{Node, NodePtr, NodeType, MAX_HEIGHT};
+use super::walk::slot_index;
 use super::RawTree;
-use crate::error::GapError;
+use crate::error::{AreaError, GapError};
 
-/// The node changed under a reader: start again from the root.
-struct Restart;
-
-/// Read a node's used items as a reader, then check the dead mark.
-///
-/// # Safety
-/// `node` was reached under the live section `g`.
-unsafe fn read_node<G: Guard>(
-    g: &G,
-    node: NodePtr,
-    max: usize,
-) -> Result<([Item; MAX_SLOTS], usize), Restart> {
-    let ty = node.ty();
-    // SAFETY: protected by the section.
-    let n = unsafe { node.node() };
-    let mut items = [Item::default(); MAX_SLOTS];
-    let mut len = 0;
-    for (i, item) in items.iter_mut().enumerate().take(ty.slots()) {
-        let piv = if i < ty.pivots() {
-            // Relaxed: pivots are immutable while reachable.
-            n.pivot(ty, i).load(Ordering::Relaxed).min(max)
-        } else {
-            max
-        };
-        // Acquire (via protect): the child / value was initialised before publication.
-        let slot = g.protect_word(n.slot(ty, i), Ordering::Acquire);
-        let gap = if ty == NodeType::ARange {
-            // Relaxed: gaps of a reachable node are never changed in RCU mode; their
-            // initialisation was ordered by the Acquire load of this node's pointer.
-            n.gap(ty, i).load(Ordering::Relaxed)
-        } else {
-            usize::MAX
-        };
-        *item = Item { piv, slot, gap };
-        len = i + 1;
-        if piv == max {
-            break;
-        }
-    }
-    // SAFETY: protected by the section.
-    if unsafe { node.is_dead() } {
-        return Err(Restart);
-    }
-    Ok((items, len))
-}
-
-/// Search the subtree of `node` (`[min, max]`) for a fit in `[lo, hi]`.
-///
-/// # Safety
-/// As for [`read_node`].
-/// What a gap search looks for.
-#[derive(Clone, Copy)]
-struct Query {
+/// What a search looks for: starts `s` with `[s, s + size_m1]` inside `[lo, hi]` and
+/// `s ≡ offset (mod mask + 1)`.
+#[derive(Clone, Copy, Debug)]
+struct Req {
     lo: usize,
     hi: usize,
+    /// The size; at least 1.
     size: usize,
-    rev: bool,
+    /// `size - 1`.
+    size_m1: usize,
+    /// `align - 1` (0 for an unaligned search).
+    mask: usize,
+    /// Wanted residue of the start modulo the alignment.
+    offset: usize,
 }
 
-unsafe fn search<G: Guard>(
-    g: &G,
+impl Req {
+    /// The highest (`REV`) or lowest start of a fit inside `[a, b]`, if any. Written so that
+    /// no input (even an inverted `[a, b]`) can overflow.
+    #[inline(always)]
+    fn fit<const REV: bool, const ALIGNED: bool>(&self, a: usize, b: usize) -> Option<usize> {
+        if b < a || b - a < self.size_m1 {
+            return None;
+        }
+        // `b - size_m1 >= a`: the highest unaligned start.
+        let top = b - self.size_m1;
+        if !ALIGNED {
+            return Some(if REV { top } else { a });
+        }
+        if REV {
+            // Round `top` down to the residue; wrapping arithmetic is exact modulo the
+            // alignment because it divides 2^64.
+            let s = top.wrapping_sub(top.wrapping_sub(self.offset) & self.mask);
+            (s <= top && s >= a).then_some(s)
+        } else {
+            // Round `a` up to the residue.
+            let s = a.wrapping_add(self.offset.wrapping_sub(a) & self.mask);
+            (s >= a && s <= top).then_some(s)
+        }
+    }
+}
+
+/// One level of the path back up: the node, its bounds, and the slot descended through.
+#[derive(Clone, Copy)]
+struct Frame {
     node: NodePtr,
     min: usize,
     max: usize,
-    q: Query,
-) -> Result<Option<usize>, Restart> {
-    let Query { lo, hi, size, rev } = q;
-    // SAFETY: forwarded.
-    let (items, len) = unsafe { read_node(g, node, max)? };
-    let leaf = node.ty().is_leaf();
-    let mut bounds = [(0usize, 0usize); MAX_SLOTS];
-    let mut s = min;
-    for (i, it) in items[..len].iter().enumerate() {
-        bounds[i] = (s, it.piv);
-        s = it.piv.wrapping_add(1);
-    }
-    for k in 0..len {
-        let i = if rev { len - 1 - k } else { k };
-        let (smin, smax) = bounds[i];
-        let it = items[i];
-        if smax < lo || smin > hi {
-            continue;
+    off: usize,
+}
+
+/// The frames of the current descent, uninitialised beyond `len`.
+///
+/// # Invariants
+/// `frames[..len]` are initialised; `len <= MAX_HEIGHT`.
+struct Path {
+    frames: [MaybeUninit<Frame>; MAX_HEIGHT],
+    len: usize,
+}
+
+impl Path {
+    #[inline(always)]
+    fn new() -> Path {
+        Path {
+            frames: [const { MaybeUninit::uninit() }; MAX_HEIGHT],
+            len: 0,
         }
-        if leaf {
-            if it.slot != 0 {
+    }
+
+    #[inline(always)]
+    fn push(&mut self, f: Frame) {
+        // A tree is never deeper than MAX_HEIGHT (node.rs), and a reader descends one level
+        // per push from the root, so this cannot fail; a bad tree panics here rather than
+        // writing out of bounds.
+        self.frames[self.len] = MaybeUninit::new(f);
+        // INVARIANT: the frame at the old `len` was just initialised.
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Option<Frame> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: `frames[..old len]` are initialised (type invariant).
+        Some(unsafe { self.frames[self.len].assume_init() })
+    }
+}
+
+/// Pivot `i` of `n`.
+#[inline(always)]
+fn piv(n: &Node, i: usize) -> usize {
+    // Relaxed: immutable while reachable (module docs).
+    n.body[i].load(Ordering::Relaxed)
+}
+
+/// Scan leaf `n` (bounds `[min, max]`) from slot `off` away from the window edge (down
+/// for `REV`, up otherwise) and return the first fit.
+///
+/// `off` is the slot holding the window edge, so it lies at or before the data end.
+#[inline(always)]
+fn scan_leaf<const REV: bool, const ALIGNED: bool>(
+    n: &Node,
+    min: usize,
+    max: usize,
+    off: usize,
+    q: &Req,
+) -> Option<usize> {
+    const NP: usize = NodeType::Leaf.pivots();
+    const SB: usize = NodeType::Leaf.slot_base();
+    // Clamped so that every index below is provably in bounds.
+    let mut off = off.min(NP);
+    // Relaxed: only emptiness matters (module docs).
+    let empty = |off: usize| n.body[SB + off].load(Ordering::Relaxed) == 0;
+    if REV {
+        let mut smax = if off < NP { piv(n, off) } else { max };
+        loop {
+            let smin = if off == 0 {
+                min
+            } else {
+                piv(n, off - 1).wrapping_add(1)
+            };
+            if empty(off) {
+                if let Some(s) = q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)) {
+                    return Some(s);
+                }
+                // Empty slots are never adjacent: the slot below holds an entry, skip it.
+                if smin <= q.lo || off < 2 {
+                    return None;
+                }
+                off -= 2;
+                smax = piv(n, off);
                 continue;
             }
-            let a = smin.max(lo);
-            let b = smax.min(hi);
-            if b - a >= size - 1 {
-                return Ok(Some(if rev { b - (size - 1) } else { a }));
+            if smin <= q.lo || off == 0 {
+                return None;
             }
+            off -= 1;
+            smax = smin - 1;
+        }
+    } else {
+        let mut smin = if off == 0 {
+            min
         } else {
-            if it.gap < size {
+            piv(n, off - 1).wrapping_add(1)
+        };
+        loop {
+            let smax = if off < NP { piv(n, off) } else { max };
+            if empty(off) {
+                if let Some(s) = q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)) {
+                    return Some(s);
+                }
+                // The slot above holds an entry (see above): skip it, unless it is the
+                // last slot or the window ends in it.
+                if smax >= q.hi || smax >= max || off + 1 >= NP {
+                    return None;
+                }
+                let above = piv(n, off + 1);
+                if above >= q.hi || above >= max {
+                    return None;
+                }
+                off += 2;
+                smin = above + 1;
                 continue;
             }
-            // SAFETY: the child was loaded under the section.
-            if let Some(x) = unsafe { search(g, NodePtr(it.slot), smin, smax, q)? } {
-                return Ok(Some(x));
+            if smax >= q.hi || smax >= max || off == NP {
+                return None;
+            }
+            off += 1;
+            smin = smax + 1;
+        }
+    }
+}
+
+/// Scan internal node `n` (bounds `[min, max]`, `NP` pivots, gaps if `GAPS`) from slot
+/// `off` away from the window edge; return the first child that may hold a fit: its
+/// slot, bounds and pointer (loaded through the guard).
+#[inline(always)]
+fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, const GAPS: bool>(
+    g: &G,
+    n: &Node,
+    min: usize,
+    max: usize,
+    off: usize,
+    q: &Req,
+) -> Option<(usize, usize, usize, usize)> {
+    // Slots follow the pivots; gaps follow the slots (arange).
+    let sb = NP;
+    let gb = NP + NP + 1;
+    let mut off = off.min(NP);
+    let gap = |off: usize| {
+        if GAPS {
+            // Relaxed: see the module docs.
+            n.body[gb + off].load(Ordering::Relaxed)
+        } else {
+            usize::MAX
+        }
+    };
+    let (mut smin, mut smax);
+    if REV {
+        smax = if off < NP { piv(n, off) } else { max };
+        loop {
+            smin = if off == 0 {
+                min
+            } else {
+                piv(n, off - 1).wrapping_add(1)
+            };
+            if gap(off) >= q.size && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)).is_some() {
+                break;
+            }
+            if smin <= q.lo || off == 0 {
+                return None;
+            }
+            off -= 1;
+            smax = smin - 1;
+        }
+    } else {
+        smin = if off == 0 {
+            min
+        } else {
+            piv(n, off - 1).wrapping_add(1)
+        };
+        loop {
+            smax = if off < NP { piv(n, off) } else { max };
+            if gap(off) >= q.size && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)).is_some() {
+                break;
+            }
+            if smax >= q.hi || smax >= max || off == NP {
+                return None;
+            }
+            off += 1;
+            smin = smax + 1;
+        }
+    }
+    // Acquire (via protect): the child was initialised before it was published.
+    let child = g.protect_word(&n.body[sb + off], Ordering::Acquire);
+    Some((off, smin, smax, child))
+}
+
+/// The search proper.
+///
+/// # Safety
+/// `g` is a live section of the domain that `tree`'s writer retires nodes to.
+#[inline(always)]
+unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
+    tree: &RawTree,
+    g: &G,
+    q: &Req,
+) -> Option<usize> {
+    const AP: usize = NodeType::ARange.pivots();
+    const RP: usize = NodeType::Range.pivots();
+    // The slot of `node` (bounds `[min, max]`) holding the window edge a scan starts from.
+    let start = |node: NodePtr, min: usize, max: usize| {
+        let edge = if REV { q.hi.min(max) } else { q.lo.max(min) };
+        // SAFETY: every node passed here was loaded under the live section.
+        slot_index(unsafe { node.node() }, node.pivot_count(), edge)
+    };
+    'restart: loop {
+        // Acquire (via protect): the root node was initialised before it was published.
+        let root = g.protect_word(&tree.root, Ordering::Acquire);
+        if root == 0 {
+            // An empty tree: every index is free.
+            return q.fit::<REV, ALIGNED>(q.lo, q.hi);
+        }
+        let mut path = Path::new();
+        let mut node = NodePtr(root);
+        let (mut min, mut max) = (0usize, usize::MAX);
+        let mut off = start(node, min, max);
+        loop {
+            // SAFETY: `node` was loaded under the live section (the root word or a parent's
+            // slot), so it stays allocated until the section ends.
+            let n = unsafe { node.node() };
+            if node.is_leaf() {
+                let found = scan_leaf::<REV, ALIGNED>(n, min, max, off, q);
+                // SAFETY: protected by the section.
+                if unsafe { node.is_dead() } {
+                    continue 'restart;
+                }
+                if found.is_some() {
+                    return found;
+                }
+            } else {
+                let found = if node.ty() == NodeType::ARange {
+                    scan_inner::<G, REV, ALIGNED, AP, true>(g, n, min, max, off, q)
+                } else {
+                    scan_inner::<G, REV, ALIGNED, RP, false>(g, n, min, max, off, q)
+                };
+                // SAFETY: protected by the section.
+                if unsafe { node.is_dead() } {
+                    continue 'restart;
+                }
+                if let Some((o, smin, smax, child)) = found {
+                    path.push(Frame {
+                        node,
+                        min,
+                        max,
+                        off: o,
+                    });
+                    node = NodePtr(child);
+                    min = smin;
+                    max = smax;
+                    off = start(node, min, max);
+                    continue;
+                }
+            }
+            // Nothing (more) fits under this node: resume the parent at the slot after
+            // it, skipping parents that it ended.
+            loop {
+                let f = path.pop()?;
+                let done = if REV {
+                    min <= q.lo || f.off == 0
+                } else {
+                    max >= q.hi || max >= f.max
+                };
+                node = f.node;
+                min = f.min;
+                max = f.max;
+                if !done {
+                    off = if REV { f.off - 1 } else { f.off + 1 };
+                    break;
+                }
             }
         }
     }
-    Ok(None)
+}
+
+/// Check the arguments of a search and build its request.
+fn request(
+    lo: usize,
+    hi: usize,
+    size: usize,
+    align: usize,
+    offset: usize,
+) -> Result<Req, AreaError> {
+    if size == 0 {
+        return Err(AreaError::ZeroSize);
+    }
+    if !align.is_power_of_two() {
+        return Err(AreaError::BadAlign);
+    }
+    if lo > hi {
+        return Err(AreaError::EmptyWindow);
+    }
+    if hi - lo < size - 1 {
+        return Err(AreaError::WindowTooSmall);
+    }
+    Ok(Req {
+        lo,
+        hi,
+        size,
+        size_m1: size - 1,
+        mask: align - 1,
+        offset,
+    })
 }
 
 /// Lowest (`rev == false`) or highest start `s` with `[s, s + size - 1]` empty and inside
 /// `[lo, hi]`.
 ///
 /// # Safety
-/// `g` is a live section of the tree's domain.
+/// `g` is a live section of the domain that `tree`'s writer retires nodes to.
+#[inline]
 pub(crate) unsafe fn empty_area<G: Guard>(
     tree: &RawTree,
     g: &G,
@@ -134,21 +416,43 @@ pub(crate) unsafe fn empty_area<G: Guard>(
     size: usize,
     rev: bool,
 ) -> Result<usize, GapError> {
-    if size == 0 || lo > hi || hi - lo < size - 1 {
-        return Err(GapError::Invalid);
-    }
-    loop {
-        // Acquire (via protect): see walk.rs.
-        let root = g.protect_word(&tree.root, Ordering::Acquire);
-        if root == 0 {
-            return Ok(if rev { hi - (size - 1) } else { lo });
+    let q = request(lo, hi, size, 1, 0).map_err(GapError::from)?;
+    // SAFETY: forwarded.
+    let found = unsafe {
+        if rev {
+            search::<G, true, false>(tree, g, &q)
+        } else {
+            search::<G, false, false>(tree, g, &q)
         }
-        let q = Query { lo, hi, size, rev };
-        // SAFETY: the root was loaded under the section.
-        match unsafe { search(g, NodePtr(root), 0, usize::MAX, q) } {
-            Ok(Some(s)) => return Ok(s),
-            Ok(None) => return Err(GapError::Busy),
-            Err(Restart) => continue,
+    };
+    found.ok_or(GapError::Busy)
+}
+
+/// Lowest (`rev == false`) or highest start `s` with `[s, s + size - 1]` empty and inside
+/// `[lo, hi]` and `s ≡ offset (mod align)`.
+///
+/// # Safety
+/// `g` is a live section of the domain that `tree`'s writer retires nodes to.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn empty_area_aligned<G: Guard>(
+    tree: &RawTree,
+    g: &G,
+    lo: usize,
+    hi: usize,
+    size: usize,
+    align: usize,
+    offset: usize,
+    rev: bool,
+) -> Result<usize, AreaError> {
+    let q = request(lo, hi, size, align, offset)?;
+    // SAFETY: forwarded.
+    let found = unsafe {
+        match (rev, align == 1) {
+            (true, true) => search::<G, true, false>(tree, g, &q),
+            (false, true) => search::<G, false, false>(tree, g, &q),
+            (true, false) => search::<G, true, true>(tree, g, &q),
+            (false, false) => search::<G, false, true>(tree, g, &q),
         }
-    }
+    };
+    found.ok_or(AreaError::Busy)
 }
