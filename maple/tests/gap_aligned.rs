@@ -330,7 +330,11 @@ fn windows_around_universes() {
 #[test]
 fn random_requests_on_deep_trees() {
     let mut rng = SplitMix64(14);
-    for (alloc, base) in [(true, 0x1000), (false, 0x1000), (true, usize::MAX - 0xf_ffff)] {
+    for (alloc, base) in [
+        (true, 0x1000),
+        (false, 0x1000),
+        (true, usize::MAX - 0xf_ffff),
+    ] {
         let span = 0x10_0000;
         let (t, m) = random_tree(alloc, base, span, 3000, 600, &mut rng);
         assert!(t.height() >= 3, "height {}", t.height());
@@ -378,8 +382,14 @@ fn bad_input_is_an_error_value() {
         assert_eq!(f(0..=99, 4, 3, 0), Err(AreaError::BadAlign));
         assert_eq!(f(0..=99, 4, usize::MAX, 0), Err(AreaError::BadAlign));
         assert_eq!(f(0..=2, 4, 1, 0), Err(AreaError::WindowTooSmall));
-        assert_eq!(f(usize::MAX..=usize::MAX, 2, 1, 0), Err(AreaError::WindowTooSmall));
-        assert_eq!(f(2..=usize::MAX, usize::MAX, 1, 0), Err(AreaError::WindowTooSmall));
+        assert_eq!(
+            f(usize::MAX..=usize::MAX, 2, 1, 0),
+            Err(AreaError::WindowTooSmall)
+        );
+        assert_eq!(
+            f(2..=usize::MAX, usize::MAX, 1, 0),
+            Err(AreaError::WindowTooSmall)
+        );
         assert_eq!(f(1..=usize::MAX, usize::MAX, 1, 0), Err(AreaError::Busy));
         assert_eq!(f(100..=199, 1, 1, 0), Err(AreaError::Busy));
         // The whole index space as one request.
@@ -406,9 +416,15 @@ fn bad_input_is_an_error_value() {
     let r = e.read();
     assert_eq!(r.empty_area_aligned(.., usize::MAX, 1, 0), Ok(0));
     assert_eq!(r.empty_area_rev_aligned(.., usize::MAX, 1, 0), Ok(1));
-    assert_eq!(r.empty_area_rev_aligned(.., 1, 1 << 63, 5), Ok((1 << 63) + 5));
+    assert_eq!(
+        r.empty_area_rev_aligned(.., 1, 1 << 63, 5),
+        Ok((1 << 63) + 5)
+    );
     assert_eq!(r.empty_area_aligned(.., 1, 1 << 63, 5), Ok(5));
-    assert_eq!(r.empty_area_rev_aligned(..=4, 1, 1 << 63, 5), Err(AreaError::Busy));
+    assert_eq!(
+        r.empty_area_rev_aligned(..=4, 1, 1 << 63, 5),
+        Err(AreaError::Busy)
+    );
     // Every error formats and is a std error.
     for e in [
         AreaError::Busy,
@@ -443,7 +459,10 @@ fn exact_fit_that_over_asking_misses() {
     let over = w.empty_area_rev(..0x40_0000, size + align - 1).unwrap();
     let rounded = (over + align - 1) & !(align - 1);
     assert_eq!(rounded, 0x10_0000);
-    assert_eq!(w.empty_area_aligned(0x20_0000..0x40_0000, size, align, 0), Ok(0x30_0000));
+    assert_eq!(
+        w.empty_area_aligned(0x20_0000..0x40_0000, size, align, 0),
+        Ok(0x30_0000)
+    );
 }
 
 /// Aligned allocation stores where the search says, hands the value back on failure and
@@ -538,8 +557,11 @@ fn remove_exact_differential() {
             assert_eq!(t.len(), m.map.len());
             if rng.below(50) == 0 {
                 t.validate().unwrap();
-                let tree: Vec<(usize, usize)> =
-                    t.read().iter().map(|(r, _)| (*r.start(), *r.end())).collect();
+                let tree: Vec<(usize, usize)> = t
+                    .read()
+                    .iter()
+                    .map(|(r, _)| (*r.start(), *r.end()))
+                    .collect();
                 let model: Vec<(usize, usize)> = m.map.iter().map(|(&s, &e)| (s, e)).collect();
                 assert_eq!(tree, model);
             }
@@ -595,7 +617,13 @@ impl Arbitrary for Ops {
             base: u8::arbitrary(g) % 3,
             alloc: bool::arbitrary(g),
             writes: (0..n)
-                .map(|_| (bool::arbitrary(g), u16::arbitrary(g) % 600, u8::arbitrary(g) % 12))
+                .map(|_| {
+                    (
+                        bool::arbitrary(g),
+                        u16::arbitrary(g) % 600,
+                        u8::arbitrary(g) % 12,
+                    )
+                })
                 .collect(),
             queries: (0..k)
                 .map(|_| {

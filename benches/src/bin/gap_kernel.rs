@@ -1,73 +1,112 @@
-//! Gap search side by side with the kernel's C maple tree: the same requests as the kernel
-//! driver's `cg-gap` and `bench` modes (see `/work/shared/kernel-baseline/README.md`), on
-//! an allocation tree of the DESIGN layout built by ascending `store_range` in RCU mode.
+//! Gap search side by side with the kernel's C maple tree, and the rows of `compare`'s gap
+//! tables one at a time, for callgrind and for timing in isolation.
 //!
 //! ```text
-//! gap_kernel cg KIND N [REPS]    REPS searches of kind KIND (for callgrind, see
-//!                                benches/cg-gap.sh; the loop is `loop_gap`)
-//! gap_kernel bench [N...]        ns per search, median of 5 runs of 200,000, kinds 0-2
+//! gap_kernel cg KIND [N] [REPS]        REPS searches of KIND on N ranges (callgrind: the
+//!                                      loop is `loop_gap`; see benches/cg-gap.sh)
+//! gap_kernel bench [N...] [KIND...]    ns per search, median of 5 runs of REPS (200,000,
+//!                                      fewer for scans), default kinds k0 k1 k2
 //! ```
 //!
-//! Kinds 0-2 are the kernel driver's: 0 = 3 pages in `[0, end]` (the fit is near the top),
-//! 1 = 4 pages in `[0, end]` (fits only below every range), 2 = 4 pages in
-//! `[start of range 0, end]` (no fit). Kinds 3-5 are aligned searches
-//! (`empty_area_rev_aligned`, size 1 page): 3 = alignment 2^16 in `[0, end]`, 4 = 2^21 in
-//! `[0, end]`, 5 = 3 pages at 2^21 in `[start of range 0, end]` (no fit).
-//! Every mode prints the first result, so the answers can be compared with the kernel's.
+//! The tree is an allocation tree of the DESIGN layout built by ascending `store_range` in
+//! RCU mode, as the kernel driver builds its tree; one read section per search, as the
+//! driver takes `rcu_read_lock` per search. Kinds:
+//!
+//! - `k0`, `k1`, `k2`: the kernel driver's `cg-gap` / `bench` requests
+//!   (`/work/shared/kernel-baseline/README.md`): `empty_area_rev` of 3 pages in
+//!   `[0, end]` (the fit is near the top), 4 pages in `[0, end]` (the fit is below every
+//!   range), 4 pages in `[start of range 0, end]` (no fit);
+//! - `t0`, `t1`, `t2`: the gap table's rows (`Fit::ALL`, same request stream), and `s0`,
+//!   `s1`, `s2` the linear scan on the same requests;
+//! - `a0` .. `a3`: the aligned gap table's rows (`AlignedFit::ALL`), `as0` .. `as3` the
+//!   aligned scan, `ao0` .. `ao3` over-asking.
+//!
+//! Every mode prints the first result, so the answers can be compared with the kernel's
+//! (`k0`: 0x1c678e000, `k1`: 0xfffd000, `k2`: -EBUSY at 10^5).
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use benches::maple_peers::MapleAlloc;
-use benches::peers::RangeLookup;
-use benches::workload::{Layout, PAGE};
-use maple::{AreaError, GapError};
+use benches::peers::{linear_gap_rev, BTreePeer, RangeLookup};
+use benches::tables::gap::{linear_gap_rev_aligned, over_ask_rev, AlignedFit, Fit};
+use benches::workload::{Layout, Points, PAGE};
 
-/// `(window, size, align)` of kind `kind`: align 1 means an unaligned search.
-fn args(layout: &Layout, kind: u32) -> Option<((usize, usize), usize, usize)> {
+/// What one kind runs.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A kernel driver request: window, size.
+    Kernel((usize, usize), usize),
+    /// A gap table row on maple, or (`true`) on the scan.
+    Table(Fit, bool),
+    /// An aligned gap table row: 0 maple exact, 1 aligned scan, 2 over-asking.
+    Aligned(AlignedFit, u8),
+}
+
+fn kind(name: &str, layout: &Layout) -> Option<Kind> {
     let end = *layout.span().end();
     let start0 = *layout.span().start();
-    Some(match kind {
-        0 => ((0, end), 3 * PAGE, 1),
-        1 => ((0, end), 4 * PAGE, 1),
-        2 => ((start0, end), 4 * PAGE, 1),
-        3 => ((0, end), PAGE, 1 << 16),
-        4 => ((0, end), PAGE, 1 << 21),
-        5 => ((start0, end), 3 * PAGE, 1 << 21),
+    let digit = |p: &str| name.strip_prefix(p)?.parse::<usize>().ok();
+    Some(match name {
+        "k0" => Kind::Kernel((0, end), 3 * PAGE),
+        "k1" => Kind::Kernel((0, end), 4 * PAGE),
+        "k2" => Kind::Kernel((start0, end), 4 * PAGE),
+        _ if name.starts_with("as") => Kind::Aligned(*AlignedFit::ALL.get(digit("as")?)?, 1),
+        _ if name.starts_with("ao") => Kind::Aligned(*AlignedFit::ALL.get(digit("ao")?)?, 2),
+        _ if name.starts_with('a') => Kind::Aligned(*AlignedFit::ALL.get(digit("a")?)?, 0),
+        _ if name.starts_with('t') => Kind::Table(*Fit::ALL.get(digit("t")?)?, false),
+        _ if name.starts_with('s') => Kind::Table(*Fit::ALL.get(digit("s")?)?, true),
         _ => return None,
     })
 }
 
-/// The kernel's convention for the result: the start, or a negative errno.
-fn code(r: Result<usize, GapError>) -> i64 {
-    match r {
-        Ok(s) => s as i64,
-        Err(GapError::Busy) => -16,
-        Err(GapError::Invalid) => -22,
-    }
+/// The kernel's convention for a result: the start, or a negative errno.
+fn code<E>(r: Result<usize, E>) -> i64 {
+    r.map_or(-16, |s| s as i64)
 }
 
-fn code_aligned(r: Result<usize, AreaError>) -> i64 {
-    match r {
-        Ok(s) => s as i64,
-        Err(AreaError::Busy) => -16,
-        Err(_) => -22,
-    }
-}
-
-/// `reps` searches, one read section each (the kernel driver takes `rcu_read_lock` per
-/// search). Kept out of line so that callgrind can count it alone.
+/// `reps` requests of `kind`; returns the first result and a checksum. Out of line so
+/// that callgrind can count it alone.
 #[inline(never)]
-fn loop_gap(m: &MapleAlloc, window: (usize, usize), size: usize, reps: u64) -> (i64, u64) {
+fn loop_gap(m: &MapleAlloc, bt: &BTreePeer, layout: &Layout, kind: Kind, reps: u64) -> (i64, u64) {
+    let end = *layout.span().end();
+    let mut pts = Points::new(layout.span(), 4);
+    let mut apts = Points::new(layout.span(), 5);
     let mut first = 0;
     let mut acc = 0u64;
     for i in 0..reps {
-        let r = code(
-            m.tree
-                .read()
-                .empty_area_rev(black_box(window.0)..=black_box(window.1), black_box(size)),
-        );
+        let r = match kind {
+            Kind::Kernel(w, size) => code(
+                m.tree
+                    .read()
+                    .empty_area_rev(black_box(w.0)..=black_box(w.1), black_box(size)),
+            ),
+            Kind::Table(fit, scan) => {
+                let (top, size) = fit.request(&mut pts, end);
+                if scan {
+                    code(linear_gap_rev(&bt.map, 0, top, size).ok_or(()))
+                } else {
+                    code(m.tree.read().empty_area_rev(0..=top, size))
+                }
+            }
+            Kind::Aligned(fit, how) => {
+                let (top, size) = fit.request(&mut apts);
+                let a = fit.align();
+                code(
+                    match how {
+                        0 => m
+                            .tree
+                            .read()
+                            .empty_area_rev_aligned(0..=top, size, a, 0)
+                            .ok(),
+                        1 => linear_gap_rev_aligned(&bt.map, 0, top, size, a, 0),
+                        _ => over_ask_rev(m, top, size, a),
+                    }
+                    .ok_or(()),
+                )
+            }
+        };
         acc = acc.wrapping_add(r as u64);
         if i == 0 {
             first = r;
@@ -76,97 +115,89 @@ fn loop_gap(m: &MapleAlloc, window: (usize, usize), size: usize, reps: u64) -> (
     (first, acc)
 }
 
-/// [`loop_gap`] for the aligned kinds.
-#[inline(never)]
-fn loop_gap_aligned(
-    m: &MapleAlloc,
-    window: (usize, usize),
-    size: usize,
-    align: usize,
-    reps: u64,
-) -> (i64, u64) {
-    let mut first = 0;
-    let mut acc = 0u64;
-    for i in 0..reps {
-        let r = code_aligned(m.tree.read().empty_area_rev_aligned(
-            black_box(window.0)..=black_box(window.1),
-            black_box(size),
-            black_box(align),
-            0,
-        ));
-        acc = acc.wrapping_add(r as u64);
-        if i == 0 {
-            first = r;
-        }
-    }
-    (first, acc)
-}
-
-fn run(m: &MapleAlloc, layout: &Layout, kind: u32, reps: u64) -> (i64, u64) {
-    let (w, size, align) = args(layout, kind).expect("kind checked by the caller");
-    if align == 1 {
-        loop_gap(m, w, size, reps)
+/// Searches per timed run: fewer for the scans that walk the whole map.
+fn reps_for(kind: Kind, n: usize) -> u64 {
+    let slow = match kind {
+        Kind::Table(Fit::NearTop, true) => false,
+        Kind::Table(_, true) => true,
+        Kind::Aligned(f, 1) => f.far() || f.log2 == 12,
+        _ => false,
+    };
+    if slow {
+        (20_000_000 / n as u64).max(20)
     } else {
-        loop_gap_aligned(m, w, size, align, reps)
+        200_000
     }
 }
 
 fn main() -> ExitCode {
-    let args_v: Vec<String> = std::env::args().skip(1).collect();
-    let num = |i: usize, d: u64| {
-        args_v
-            .get(i)
-            .map_or(Some(d), |s| s.parse::<u64>().ok())
-            .unwrap_or(d)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || {
+        eprintln!("usage: gap_kernel cg KIND [N] [REPS] | gap_kernel bench [N...] [KIND...]");
+        ExitCode::FAILURE
     };
-    match args_v.first().map(String::as_str) {
+    let probe = Layout::new(1);
+    match args.first().map(String::as_str) {
         Some("cg") => {
-            let kind = num(1, 0) as u32;
-            let n = num(2, 100_000) as usize;
-            let reps = num(3, 100_000);
+            let Some(name) = args.get(1) else {
+                return usage();
+            };
+            let n = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+            let reps = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
             let layout = Layout::new(n);
-            if args(&layout, kind).is_none() {
-                eprintln!("unknown kind {kind}");
-                return ExitCode::FAILURE;
-            }
+            let Some(k) = kind(name, &layout) else {
+                return usage();
+            };
             let m = MapleAlloc::build(&layout);
-            let (first, acc) = run(&m, &layout, kind, reps);
+            let bt = BTreePeer::build(&layout);
+            let (first, acc) = loop_gap(&m, &bt, &layout, k, reps);
             println!(
-                "Rust n={n} gap{kind} reps={reps} height={} first={first} ({first:#x}) acc={acc}",
+                "Rust n={n} {name} reps={reps} height={} first={first} ({first:#x}) acc={acc}",
                 m.tree.height()
             );
         }
         Some("bench") => {
-            let sizes: Vec<usize> = if args_v.len() > 1 {
-                args_v[1..].iter().filter_map(|s| s.parse().ok()).collect()
+            let sizes: Vec<usize> = args[1..].iter().filter_map(|s| s.parse().ok()).collect();
+            let sizes = if sizes.is_empty() {
+                vec![100_000]
             } else {
-                vec![100_000, 1_000_000]
+                sizes
             };
+            let mut names: Vec<&str> = args[1..]
+                .iter()
+                .map(String::as_str)
+                .filter(|s| s.parse::<usize>().is_err())
+                .collect();
+            if names.is_empty() {
+                names = vec!["k0", "k1", "k2"];
+            }
+            if names.iter().any(|k| kind(k, &probe).is_none()) {
+                return usage();
+            }
             for n in sizes {
                 let layout = Layout::new(n);
                 let m = MapleAlloc::build(&layout);
-                for kind in 0..6 {
-                    let reps = 200_000;
+                let bt = BTreePeer::build(&layout);
+                for name in &names {
+                    let k = kind(name, &layout).expect("checked above");
+                    let reps = reps_for(k, n);
                     let mut t = Vec::new();
                     let mut first = 0;
                     for _ in 0..5 {
                         let t0 = Instant::now();
-                        first = black_box(run(&m, &layout, kind, reps)).0;
+                        first = black_box(loop_gap(&m, &bt, &layout, k, reps)).0;
                         t.push(t0.elapsed().as_nanos() as f64 / reps as f64);
                     }
                     t.sort_by(f64::total_cmp);
                     println!(
-                        "Rust n={n} gap{kind} ns/op={:.2} result={first} ({first:#x}) height={}",
+                        "Rust n={n} {name} ns/op={:.2} result={first} ({first:#x}) height={}",
                         t[2],
                         m.tree.height()
                     );
                 }
             }
         }
-        _ => {
-            eprintln!("usage: gap_kernel cg KIND N [REPS] | gap_kernel bench [N...]");
-            return ExitCode::FAILURE;
-        }
+        _ => return usage(),
     }
     ExitCode::SUCCESS
 }

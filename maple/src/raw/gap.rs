@@ -135,6 +135,25 @@ impl Path {
     }
 }
 
+/// Ask for the cache lines of `node` that hold its slots and gaps while the pivots are
+/// being read: the scan needs both, and fetching them in parallel rather than one after
+/// the other saves a memory round trip per node on a cold path.
+#[inline(always)]
+fn prefetch(node: NodePtr) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: a prefetch is a hint; it never faults and has no effect on memory, whatever
+    // the address (this one is a live node's anyway).
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = node.addr() as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(128));
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(192));
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = node;
+}
+
 /// Pivot `i` of `n`.
 #[inline(always)]
 fn piv(n: &Node, i: usize) -> usize {
@@ -253,7 +272,10 @@ fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, c
             } else {
                 piv(n, off - 1).wrapping_add(1)
             };
-            if gap(off) >= q.size && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)).is_some() {
+            if gap(off) >= q.size
+                && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi))
+                    .is_some()
+            {
                 break;
             }
             if smin <= q.lo || off == 0 {
@@ -270,7 +292,10 @@ fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, c
         };
         loop {
             smax = if off < NP { piv(n, off) } else { max };
-            if gap(off) >= q.size && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi)).is_some() {
+            if gap(off) >= q.size
+                && q.fit::<REV, ALIGNED>(smin.max(q.lo), smax.min(q.hi))
+                    .is_some()
+            {
                 break;
             }
             if smax >= q.hi || smax >= max || off == NP {
@@ -312,6 +337,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
         }
         let mut path = Path::new();
         let mut node = NodePtr(root);
+        prefetch(node);
         let (mut min, mut max) = (0usize, usize::MAX);
         let mut off = start(node, min, max);
         loop {
@@ -345,6 +371,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                         off: o,
                     });
                     node = NodePtr(child);
+                    prefetch(node);
                     min = smin;
                     max = smax;
                     off = start(node, min, max);

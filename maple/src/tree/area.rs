@@ -207,10 +207,7 @@ impl<E: Entry, D: Domain> WriteGuard<'_, E, D> {
     /// drop(w);
     /// assert!(t.is_empty());
     /// ```
-    pub fn remove_exact(
-        &self,
-        r: impl RangeBounds<usize>,
-    ) -> Result<E::Ref<'_>, RemoveError> {
+    pub fn remove_exact(&self, r: impl RangeBounds<usize>) -> Result<E::Ref<'_>, RemoveError> {
         let (a, b) = bounds(&r).ok_or(RemoveError::InvalidRange)?;
         // SAFETY: the guard is a live section; holding the lock makes the answer current.
         let s = unsafe { walk::next_entry(&self.tree().raw, &self.read.guard, a, b) }
