@@ -348,6 +348,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                 let found = scan_leaf::<REV, ALIGNED>(n, min, max, off, q);
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {
+                    note_restart();
                     continue 'restart;
                 }
                 if found.is_some() {
@@ -361,6 +362,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                 };
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {
+                    note_restart();
                     continue 'restart;
                 }
                 if let Some((o, smin, smax, child)) = found {
@@ -397,6 +399,13 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
             }
         }
     }
+}
+
+/// Count a restart (tests only: proves that a stress test hit the race it is about).
+#[inline(always)]
+fn note_restart() {
+    #[cfg(all(test, not(loom)))]
+    tests::RESTARTS.with(|c| c.set(c.get() + 1));
 }
 
 /// Check the arguments of a search and build its request.
@@ -482,4 +491,111 @@ pub(crate) unsafe fn empty_area_aligned<G: Guard>(
         }
     };
     found.ok_or(AreaError::Busy)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::{MapleTree, Value};
+
+    thread_local! {
+        /// Restarts of searches run by this thread.
+        pub(super) static RESTARTS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn v(x: usize) -> Value {
+        Value::new(x).unwrap()
+    }
+
+    /// Readers searching while the writer toggles one range see the answer of the tree
+    /// before or after each toggle, never anything else, and never hang.
+    ///
+    /// Layout: ranges `[10k, 10k + 7]`, k < 3000, with 2-index holes. A request of 2
+    /// indices at a start ≡ 328 (mod 4096) fits, highest first, only in the hole at 20808
+    /// (k = 2080) — unless range k = 2900 is punched, which opens a fit at 29000. The
+    /// search in the first state visits about a hundred leaves, and every toggle changes a
+    /// leaf's largest gap (2 <-> 12), so the writer replaces the whole path from that leaf
+    /// to the root: a reader on that path restarts. The test runs until each reader has
+    /// seen both answers and restarted several times (the race was hit), and fails after
+    /// a deadline instead of hanging.
+    #[test]
+    fn searches_racing_a_writer_see_before_or_after() {
+        let t: MapleTree<Value> = MapleTree::new_alloc();
+        for k in 0..3000usize {
+            t.lock().store_range(10 * k..=10 * k + 7, v(k)).unwrap();
+        }
+        let (a, b) = (20808usize, 29000usize);
+        let search = |t: &MapleTree<Value>| t.read().empty_area_rev_aligned(..=30_000, 2, 4096, 328);
+        assert_eq!(search(&t), Ok(a));
+        t.lock().punch(29000..=29007).unwrap();
+        assert_eq!(search(&t), Ok(b));
+        t.lock().store_range(29000..=29007, v(2900)).unwrap();
+
+        const READERS: usize = 2;
+        const WANT: usize = 20;
+        let stop = AtomicBool::new(false);
+        let seen: [[AtomicUsize; 3]; READERS] = Default::default();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut stored = true;
+                while !stop.load(Ordering::Relaxed) {
+                    let w = t.lock();
+                    if stored {
+                        w.punch(29000..=29007).unwrap();
+                    } else {
+                        w.store_range(29000..=29007, v(2900)).unwrap();
+                    }
+                    drop(w);
+                    stored = !stored;
+                    // Let searches complete between toggles (a search that a toggle
+                    // interrupts restarts from the root).
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            });
+            let mut readers = Vec::new();
+            for seen in &seen {
+                let stop = &stop;
+                let t = &t;
+                readers.push(s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = search(t);
+                        let i = match r {
+                            Ok(x) if x == a => 0,
+                            Ok(x) if x == b => 1,
+                            other => panic!("a search saw neither state: {other:?}"),
+                        };
+                        seen[i].fetch_add(1, Ordering::Relaxed);
+                        seen[2].store(RESTARTS.with(Cell::get), Ordering::Relaxed);
+                    }
+                }));
+            }
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let hit = loop {
+                let ok = seen
+                    .iter()
+                    .all(|s| s.iter().all(|c| c.load(Ordering::Relaxed) >= WANT));
+                // A reader that stopped early panicked: stop the others, and the scope
+                // re-raises its panic.
+                if ok || Instant::now() > deadline || readers.iter().any(|r| r.is_finished()) {
+                    break ok;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            stop.store(true, Ordering::Relaxed);
+            let counts: Vec<Vec<usize>> = seen
+                .iter()
+                .map(|s| s.iter().map(|c| c.load(Ordering::Relaxed)).collect())
+                .collect();
+            eprintln!("[answer a, answer b, restarts] per reader: {counts:?}");
+            assert!(
+                hit,
+                "within the deadline, each reader must see both answers and restart \
+                 {WANT} times ([answer a, answer b, restarts] per reader: {counts:?})"
+            );
+        });
+        t.validate().unwrap();
+    }
 }
