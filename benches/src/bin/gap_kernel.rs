@@ -19,7 +19,9 @@
 //! - `t0`, `t1`, `t2`: the gap table's rows (`Fit::ALL`, same request stream), and `s0`,
 //!   `s1`, `s2` the linear scan on the same requests;
 //! - `a0` .. `a3`: the aligned gap table's rows (`AlignedFit::ALL`), `as0` .. `as3` the
-//!   aligned scan, `ao0` .. `ao3` over-asking.
+//!   aligned scan, `ao0` .. `ao3` over-asking;
+//! - `w0`, `b0`: the descent alone for `t0`'s requests, maple's `walk(top)` and the
+//!   `BTreeMap`'s `range(..=top).next_back()`.
 //!
 //! Every mode prints the first result, so the answers can be compared with the kernel's
 //! (`k0`: 0x1c678e000, `k1`: 0xfffd000, `k2`: -EBUSY at 10^5).
@@ -42,6 +44,9 @@ enum Kind {
     Table(Fit, bool),
     /// An aligned gap table row: 0 maple exact, 1 aligned scan, 2 over-asking.
     Aligned(AlignedFit, u8),
+    /// The descent alone for the near-top row's requests: maple's `walk(top)`, or
+    /// (`true`) the `BTreeMap`'s `range(..=top).next_back()`.
+    Descent(bool),
 }
 
 fn kind(name: &str, layout: &Layout) -> Option<Kind> {
@@ -52,6 +57,8 @@ fn kind(name: &str, layout: &Layout) -> Option<Kind> {
         "k0" => Kind::Kernel((0, end), 3 * PAGE),
         "k1" => Kind::Kernel((0, end), 4 * PAGE),
         "k2" => Kind::Kernel((start0, end), 4 * PAGE),
+        "w0" => Kind::Descent(false),
+        "b0" => Kind::Descent(true),
         _ if name.starts_with("as") => Kind::Aligned(*AlignedFit::ALL.get(digit("as")?)?, 1),
         _ if name.starts_with("ao") => Kind::Aligned(*AlignedFit::ALL.get(digit("ao")?)?, 2),
         _ if name.starts_with('a') => Kind::Aligned(*AlignedFit::ALL.get(digit("a")?)?, 0),
@@ -88,6 +95,14 @@ fn loop_gap(m: &MapleAlloc, bt: &BTreePeer, layout: &Layout, kind: Kind, reps: u
                     code(linear_gap_rev(&bt.map, 0, top, size).ok_or(()))
                 } else {
                     code(m.tree.read().empty_area_rev(0..=top, size))
+                }
+            }
+            Kind::Descent(btree) => {
+                let (top, _) = Fit::NearTop.request(&mut pts, end);
+                if btree {
+                    code(bt.map.range(..=top).next_back().map(|(&s, _)| s).ok_or(()))
+                } else {
+                    code(Ok::<usize, ()>(*m.tree.read().walk(top).0.start()))
                 }
             }
             Kind::Aligned(fit, how) => {
@@ -130,6 +145,20 @@ fn reps_for(kind: Kind, n: usize) -> u64 {
     }
 }
 
+/// The tree: by ascending `store_range` under the lock (RCU mode, as the kernel driver
+/// builds its tree), or with `GAP_BUILD=mut` through `store_range_mut` (in place).
+fn build(layout: &Layout) -> MapleAlloc {
+    if std::env::var("GAP_BUILD").as_deref() == Ok("mut") {
+        let mut tree = maple::MapleTree::new_alloc();
+        for (s, e, v) in layout.entries() {
+            let _ = tree.store_range_mut(s..=e, benches::maple_peers::value(v));
+        }
+        MapleAlloc { tree }
+    } else {
+        MapleAlloc::build(layout)
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || {
@@ -148,7 +177,7 @@ fn main() -> ExitCode {
             let Some(k) = kind(name, &layout) else {
                 return usage();
             };
-            let m = MapleAlloc::build(&layout);
+            let m = build(&layout);
             let bt = BTreePeer::build(&layout);
             let (first, acc) = loop_gap(&m, &bt, &layout, k, reps);
             println!(
@@ -176,7 +205,7 @@ fn main() -> ExitCode {
             }
             for n in sizes {
                 let layout = Layout::new(n);
-                let m = MapleAlloc::build(&layout);
+                let m = build(&layout);
                 let bt = BTreePeer::build(&layout);
                 for name in &names {
                     let k = kind(name, &layout).expect("checked above");

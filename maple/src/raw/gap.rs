@@ -154,6 +154,19 @@ fn prefetch(node: NodePtr) {
     let _ = node;
 }
 
+/// [`prefetch`] of every line of `node`, for a node the search may visit next.
+#[inline(always)]
+fn prefetch_all(node: NodePtr) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: a prefetch is a hint; it never faults and has no effect on memory, whatever
+    // the address.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(node.addr() as *const i8);
+    }
+    prefetch(node);
+}
+
 /// Pivot `i` of `n`.
 #[inline(always)]
 fn piv(n: &Node, i: usize) -> usize {
@@ -307,6 +320,21 @@ fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, c
     }
     // Acquire (via protect): the child was initialised before it was published.
     let child = g.protect_word(&n.body[sb + off], Ordering::Acquire);
+    if NodePtr(child).is_leaf() {
+        // If the leaf holds no fit, the search continues in its neighbour away from the
+        // edge: have that leaf on its way while this one is scanned.
+        let next = if REV {
+            off.checked_sub(1)
+        } else {
+            (smax < max && off < NP).then_some(off + 1)
+        };
+        if let Some(o) = next {
+            if gap(o) >= q.size {
+                // Relaxed: the word is only used as a prefetch hint, never dereferenced.
+                prefetch_all(NodePtr(n.body[sb + o].load(Ordering::Relaxed)));
+            }
+        }
+    }
     Some((off, smin, smax, child))
 }
 
