@@ -73,61 +73,72 @@ fn code<E>(r: Result<usize, E>) -> i64 {
     r.map_or(-16, |s| s as i64)
 }
 
-/// `reps` requests of `kind`; returns the first result and a checksum. Out of line so
-/// that callgrind can count it alone.
-#[inline(never)]
-fn loop_gap(m: &MapleAlloc, bt: &BTreePeer, layout: &Layout, kind: Kind, reps: u64) -> (i64, u64) {
-    let end = *layout.span().end();
-    let mut pts = Points::new(layout.span(), 4);
-    let mut apts = Points::new(layout.span(), 5);
+/// `reps` results of `f`: the first one and a checksum.
+#[inline(always)]
+fn each(reps: u64, mut f: impl FnMut() -> i64) -> (i64, u64) {
     let mut first = 0;
     let mut acc = 0u64;
     for i in 0..reps {
-        let r = match kind {
-            Kind::Kernel(w, size) => code(
-                m.tree
-                    .read()
-                    .empty_area_rev(black_box(w.0)..=black_box(w.1), black_box(size)),
-            ),
-            Kind::Table(fit, scan) => {
-                let (top, size) = fit.request(&mut pts, end);
-                if scan {
-                    code(linear_gap_rev(&bt.map, 0, top, size).ok_or(()))
-                } else {
-                    code(m.tree.read().empty_area_rev(0..=top, size))
-                }
-            }
-            Kind::Descent(btree) => {
-                let (top, _) = Fit::NearTop.request(&mut pts, end);
-                if btree {
-                    code(bt.map.range(..=top).next_back().map(|(&s, _)| s).ok_or(()))
-                } else {
-                    code(Ok::<usize, ()>(*m.tree.read().walk(top).0.start()))
-                }
-            }
-            Kind::Aligned(fit, how) => {
-                let (top, size) = fit.request(&mut apts);
-                let a = fit.align();
-                code(
-                    match how {
-                        0 => m
-                            .tree
-                            .read()
-                            .empty_area_rev_aligned(0..=top, size, a, 0)
-                            .ok(),
-                        1 => linear_gap_rev_aligned(&bt.map, 0, top, size, a, 0),
-                        _ => over_ask_rev(m, top, size, a),
-                    }
-                    .ok_or(()),
-                )
-            }
-        };
+        let r = f();
         acc = acc.wrapping_add(r as u64);
         if i == 0 {
             first = r;
         }
     }
     (first, acc)
+}
+
+/// `reps` requests of `kind`; returns the first result and a checksum. Out of line so
+/// that callgrind can count it alone; each kind gets a loop of its own (the match is
+/// outside the loops), so a kernel kind costs its search plus the loop, as in the
+/// kernel driver's `loop_gap`.
+#[inline(never)]
+fn loop_gap(m: &MapleAlloc, bt: &BTreePeer, layout: &Layout, kind: Kind, reps: u64) -> (i64, u64) {
+    let end = *layout.span().end();
+    let mut pts = Points::new(layout.span(), 4);
+    let mut apts = Points::new(layout.span(), 5);
+    match kind {
+        Kind::Kernel(w, size) => each(reps, || {
+            code(
+                m.tree
+                    .read()
+                    .empty_area_rev(black_box(w.0)..=black_box(w.1), black_box(size)),
+            )
+        }),
+        Kind::Table(fit, false) => each(reps, || {
+            let (top, size) = fit.request(&mut pts, end);
+            code(m.tree.read().empty_area_rev(0..=top, size))
+        }),
+        Kind::Table(fit, true) => each(reps, || {
+            let (top, size) = fit.request(&mut pts, end);
+            code(linear_gap_rev(&bt.map, 0, top, size).ok_or(()))
+        }),
+        Kind::Descent(false) => each(reps, || {
+            let (top, _) = Fit::NearTop.request(&mut pts, end);
+            code(Ok::<usize, ()>(*m.tree.read().walk(top).0.start()))
+        }),
+        Kind::Descent(true) => each(reps, || {
+            let (top, _) = Fit::NearTop.request(&mut pts, end);
+            code(bt.map.range(..=top).next_back().map(|(&s, _)| s).ok_or(()))
+        }),
+        Kind::Aligned(fit, how) => {
+            let a = fit.align();
+            match how {
+                0 => each(reps, || {
+                    let (top, size) = fit.request(&mut apts);
+                    code(m.tree.read().empty_area_rev_aligned(0..=top, size, a, 0))
+                }),
+                1 => each(reps, || {
+                    let (top, size) = fit.request(&mut apts);
+                    code(linear_gap_rev_aligned(&bt.map, 0, top, size, a, 0).ok_or(()))
+                }),
+                _ => each(reps, || {
+                    let (top, size) = fit.request(&mut apts);
+                    code(over_ask_rev(m, top, size, a).ok_or(()))
+                }),
+            }
+        }
+    }
 }
 
 /// Searches per timed run: fewer for the scans that walk the whole map.

@@ -87,12 +87,13 @@ impl Req {
     }
 }
 
-/// One level of the path back up: the node, its bounds, and the slot descended through.
+/// One level of the path back up: the node, the slot descended through, and the one bound
+/// of the node that resuming its scan needs (the minimum when the scan moves down, the
+/// maximum when it moves up; the other comes from the node's own pivots).
 #[derive(Clone, Copy)]
 struct Frame {
     node: NodePtr,
-    min: usize,
-    max: usize,
+    bound: usize,
     off: usize,
 }
 
@@ -122,6 +123,13 @@ impl Path {
         self.frames[self.len] = MaybeUninit::new(f);
         // INVARIANT: the frame at the old `len` was just initialised.
         self.len += 1;
+    }
+
+    #[inline(always)]
+    fn top(&self) -> Option<Frame> {
+        let i = self.len.checked_sub(1)?;
+        // SAFETY: `frames[..len]` are initialised (type invariant).
+        Some(unsafe { self.frames[i].assume_init() })
     }
 
     #[inline(always)]
@@ -172,6 +180,51 @@ fn prefetch_all(node: NodePtr) {
 fn piv(n: &Node, i: usize) -> usize {
     // Relaxed: immutable while reachable (module docs).
     n.body[i].load(Ordering::Relaxed)
+}
+
+/// The slot of an arange node that holds `x` (inside the node's bounds): the first pivot
+/// `>= x`. Two probes narrow the nine pivots to at most three, which keeps the right-most
+/// path (edge at the data end, as when the window reaches the end of the map) short.
+/// Relaxed loads: pivots are immutable while reachable.
+#[inline(always)]
+fn arange_slot(n: &Node, x: usize) -> usize {
+    const NP: usize = NodeType::ARange.pivots();
+    let mut off = if x > piv(n, 4) { 5 } else { 0 };
+    if x > piv(n, off + 2) {
+        off += 3;
+    }
+    while off < NP && x > piv(n, off) {
+        off += 1;
+    }
+    off
+}
+
+/// The search is about to scan a leaf whose parent frame is `f` (`max` is the leaf's
+/// maximum): have the leaf it would visit next, the neighbour away from the edge, on its
+/// way while this one is scanned, if that neighbour's gap is big enough.
+#[inline(always)]
+fn prefetch_next_leaf<const REV: bool>(f: Frame, max: usize, size: usize) {
+    // SAFETY: the frame's node was reached under the caller's live section, which keeps
+    // it allocated.
+    let pn = unsafe { f.node.node() };
+    let np = f.node.pivot_count();
+    let next = if REV {
+        f.off.checked_sub(1)
+    } else {
+        // `f.bound` is the parent's maximum: a slot follows unless the leaf ends there.
+        (max < f.bound && f.off < np).then_some(f.off + 1)
+    };
+    let Some(o) = next else { return };
+    let gap = if np == NodeType::ARange.pivots() {
+        // Relaxed: a hint only (see below).
+        pn.body[NodeType::ARange.gap_base() + o].load(Ordering::Relaxed)
+    } else {
+        usize::MAX
+    };
+    if gap >= size {
+        // Relaxed: the word is only used as a prefetch address, never dereferenced.
+        prefetch_all(NodePtr(pn.body[np + o].load(Ordering::Relaxed)));
+    }
 }
 
 /// Scan leaf `n` (bounds `[min, max]`) from slot `off` away from the window edge (down
@@ -320,21 +373,6 @@ fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, c
     }
     // Acquire (via protect): the child was initialised before it was published.
     let child = g.protect_word(&n.body[sb + off], Ordering::Acquire);
-    if NodePtr(child).is_leaf() {
-        // If the leaf holds no fit, the search continues in its neighbour away from the
-        // edge: have that leaf on its way while this one is scanned.
-        let next = if REV {
-            off.checked_sub(1)
-        } else {
-            (smax < max && off < NP).then_some(off + 1)
-        };
-        if let Some(o) = next {
-            if gap(o) >= q.size {
-                // Relaxed: the word is only used as a prefetch hint, never dereferenced.
-                prefetch_all(NodePtr(n.body[sb + o].load(Ordering::Relaxed)));
-            }
-        }
-    }
     Some((off, smin, smax, child))
 }
 
@@ -354,7 +392,12 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
     let start = |node: NodePtr, min: usize, max: usize| {
         let edge = if REV { q.hi.min(max) } else { q.lo.max(min) };
         // SAFETY: every node passed here was loaded under the live section.
-        slot_index(unsafe { node.node() }, node.pivot_count(), edge)
+        let n = unsafe { node.node() };
+        if node.pivot_count() == AP {
+            arange_slot(n, edge)
+        } else {
+            slot_index(n, RP, edge)
+        }
     };
     'restart: loop {
         // Acquire (via protect): the root node was initialised before it was published.
@@ -373,6 +416,9 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
             // slot), so it stays allocated until the section ends.
             let n = unsafe { node.node() };
             if node.is_leaf() {
+                if let Some(f) = path.top() {
+                    prefetch_next_leaf::<REV>(f, max, q.size);
+                }
                 let found = scan_leaf::<REV, ALIGNED>(n, min, max, off, q);
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {
@@ -396,8 +442,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                 if let Some((o, smin, smax, child)) = found {
                     path.push(Frame {
                         node,
-                        min,
-                        max,
+                        bound: if REV { min } else { max },
                         off: o,
                     });
                     node = NodePtr(child);
@@ -415,11 +460,16 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                 let done = if REV {
                     min <= q.lo || f.off == 0
                 } else {
-                    max >= q.hi || max >= f.max
+                    max >= q.hi || max >= f.bound
                 };
                 node = f.node;
-                min = f.min;
-                max = f.max;
+                // Resuming moves away from the edge, so the scan reads the other bound
+                // from the node's pivots and never looks at the one not kept.
+                if REV {
+                    min = f.bound;
+                } else {
+                    max = f.bound;
+                }
                 if !done {
                     off = if REV { f.off - 1 } else { f.off + 1 };
                     break;
