@@ -227,6 +227,16 @@ fn prefetch_next_leaf<const REV: bool>(f: Frame, max: usize, size: usize) {
     }
 }
 
+/// The first pivot `>= x` of a node with `NP` pivots (`x` inside the node's bounds).
+#[inline(always)]
+fn edge_slot<const NP: usize>(n: &Node, x: usize) -> usize {
+    if NP == NodeType::ARange.pivots() {
+        arange_slot(n, x)
+    } else {
+        slot_index(n, NP, x).min(NP)
+    }
+}
+
 /// Scan leaf `n` (bounds `[min, max]`) from slot `off` away from the window edge (down
 /// for `REV`, up otherwise) and return the first fit.
 ///
@@ -305,22 +315,27 @@ fn scan_leaf<const REV: bool, const ALIGNED: bool>(
     }
 }
 
-/// Scan internal node `n` (bounds `[min, max]`, `NP` pivots, gaps if `GAPS`) from slot
-/// `off` away from the window edge; return the first child that may hold a fit: its
-/// slot, bounds and pointer (loaded through the guard).
+/// Scan internal node `n` (bounds `[min, max]`, `NP` pivots, gaps if `GAPS`) away from
+/// the window edge, from slot `resume` or, for a node just entered, from the slot holding
+/// the edge; return the first child that may hold a fit: its slot, bounds and pointer
+/// (loaded through the guard).
 #[inline(always)]
 fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, const GAPS: bool>(
     g: &G,
     n: &Node,
     min: usize,
     max: usize,
-    off: usize,
+    resume: Option<usize>,
     q: &Req,
 ) -> Option<(usize, usize, usize, usize)> {
     // Slots follow the pivots; gaps follow the slots (arange).
     let sb = NP;
     let gb = NP + NP + 1;
-    let mut off = off.min(NP);
+    let mut off = match resume {
+        // A frame's slot is below NP; the clamp lets the compiler drop bounds checks.
+        Some(o) => o.min(NP),
+        None => edge_slot::<NP>(n, if REV { q.hi.min(max) } else { q.lo.max(min) }),
+    };
     let gap = |off: usize| {
         if GAPS {
             // Relaxed: see the module docs.
@@ -381,24 +396,13 @@ fn scan_inner<G: Guard, const REV: bool, const ALIGNED: bool, const NP: usize, c
 /// # Safety
 /// `g` is a live section of the domain that `tree`'s writer retires nodes to.
 #[inline(always)]
-unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
+unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool, const ALLOC: bool>(
     tree: &RawTree,
     g: &G,
     q: &Req,
 ) -> Option<usize> {
     const AP: usize = NodeType::ARange.pivots();
     const RP: usize = NodeType::Range.pivots();
-    // The slot of `node` (bounds `[min, max]`) holding the window edge a scan starts from.
-    let start = |node: NodePtr, min: usize, max: usize| {
-        let edge = if REV { q.hi.min(max) } else { q.lo.max(min) };
-        // SAFETY: every node passed here was loaded under the live section.
-        let n = unsafe { node.node() };
-        if node.pivot_count() == AP {
-            arange_slot(n, edge)
-        } else {
-            slot_index(n, RP, edge)
-        }
-    };
     'restart: loop {
         // Acquire (via protect): the root node was initialised before it was published.
         let root = g.protect_word(&tree.root, Ordering::Acquire);
@@ -410,7 +414,9 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
         let mut node = NodePtr(root);
         prefetch(node);
         let (mut min, mut max) = (0usize, usize::MAX);
-        let mut off = start(node, min, max);
+        // `Some(off)`: resume the scan of `node` at slot `off` (after backing up into it);
+        // `None`: `node` was just entered and its scan starts at the window edge.
+        let mut resume: Option<usize> = None;
         loop {
             // SAFETY: `node` was loaded under the live section (the root word or a parent's
             // slot), so it stays allocated until the section ends.
@@ -419,6 +425,9 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                 if let Some(f) = path.top() {
                     prefetch_next_leaf::<REV>(f, max, q.size);
                 }
+                // Leaves are never resumed (never on the path).
+                let edge = if REV { q.hi.min(max) } else { q.lo.max(min) };
+                let off = slot_index(n, NodeType::Leaf.pivots(), edge);
                 let found = scan_leaf::<REV, ALIGNED>(n, min, max, off, q);
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {
@@ -429,10 +438,12 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                     return found;
                 }
             } else {
-                let found = if node.ty() == NodeType::ARange {
-                    scan_inner::<G, REV, ALIGNED, AP, true>(g, n, min, max, off, q)
+                // Internal nodes are all arange_64 in an allocation tree, all range_64 in a
+                // plain one.
+                let found = if ALLOC {
+                    scan_inner::<G, REV, ALIGNED, AP, true>(g, n, min, max, resume, q)
                 } else {
-                    scan_inner::<G, REV, ALIGNED, RP, false>(g, n, min, max, off, q)
+                    scan_inner::<G, REV, ALIGNED, RP, false>(g, n, min, max, resume, q)
                 };
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {
@@ -449,7 +460,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                     prefetch(node);
                     min = smin;
                     max = smax;
-                    off = start(node, min, max);
+                    resume = None;
                     continue;
                 }
             }
@@ -471,7 +482,7 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool>(
                     max = f.bound;
                 }
                 if !done {
-                    off = if REV { f.off - 1 } else { f.off + 1 };
+                    resume = Some(if REV { f.off - 1 } else { f.off + 1 });
                     break;
                 }
             }
@@ -533,10 +544,11 @@ pub(crate) unsafe fn empty_area<G: Guard>(
     let q = request(lo, hi, size, 1, 0).map_err(GapError::from)?;
     // SAFETY: forwarded.
     let found = unsafe {
-        if rev {
-            search::<G, true, false>(tree, g, &q)
-        } else {
-            search::<G, false, false>(tree, g, &q)
+        match (rev, tree.alloc) {
+            (true, true) => search::<G, true, false, true>(tree, g, &q),
+            (false, true) => search::<G, false, false, true>(tree, g, &q),
+            (true, false) => search::<G, true, false, false>(tree, g, &q),
+            (false, false) => search::<G, false, false, false>(tree, g, &q),
         }
     };
     found.ok_or(GapError::Busy)
@@ -561,11 +573,15 @@ pub(crate) unsafe fn empty_area_aligned<G: Guard>(
     let q = request(lo, hi, size, align, offset)?;
     // SAFETY: forwarded.
     let found = unsafe {
-        match (rev, align == 1) {
-            (true, true) => search::<G, true, false>(tree, g, &q),
-            (false, true) => search::<G, false, false>(tree, g, &q),
-            (true, false) => search::<G, true, true>(tree, g, &q),
-            (false, false) => search::<G, false, true>(tree, g, &q),
+        match (rev, align == 1, tree.alloc) {
+            (true, true, true) => search::<G, true, false, true>(tree, g, &q),
+            (false, true, true) => search::<G, false, false, true>(tree, g, &q),
+            (true, false, true) => search::<G, true, true, true>(tree, g, &q),
+            (false, false, true) => search::<G, false, true, true>(tree, g, &q),
+            (true, true, false) => search::<G, true, false, false>(tree, g, &q),
+            (false, true, false) => search::<G, false, false, false>(tree, g, &q),
+            (true, false, false) => search::<G, true, true, false>(tree, g, &q),
+            (false, false, false) => search::<G, false, true, false>(tree, g, &q),
         }
     };
     found.ok_or(AreaError::Busy)
