@@ -674,4 +674,23 @@ mod tests {
         // Over-asking misses exact fits in the 64 KiB and 2 MiB classes of 1-3 pages.
         assert!(missed > 0);
     }
+
+    /// The kernel's own answers on the same layout (Linux 6.12's lib/maple_tree.c through
+    /// the kernel-baseline driver: `driver check 100000` prints them as `gap0`..`gap2`):
+    /// `mas_empty_area_rev` of 3 pages over `[0, end]`, of 4 pages over `[0, end]`, and of
+    /// 4 pages over `[start of range 0, end]`.
+    #[test]
+    fn kernel_driver_answers_at_1e5() {
+        let layout = Layout::new(100_000);
+        let ma = MapleAlloc::build(&layout);
+        let end = *layout.span().end();
+        let start0 = *layout.span().start();
+        let r = ma.tree.read();
+        assert_eq!(r.empty_area_rev(0..=end, 3 * PAGE), Ok(0x1_c678_e000));
+        assert_eq!(r.empty_area_rev(0..=end, 4 * PAGE), Ok(0xfff_d000));
+        assert_eq!(
+            r.empty_area_rev(start0..=end, 4 * PAGE),
+            Err(maple::GapError::Busy)
+        );
+    }
 }

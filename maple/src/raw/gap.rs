@@ -622,7 +622,8 @@ mod tests {
             t.lock().store_range(10 * k..=10 * k + 7, v(k)).unwrap();
         }
         let (a, b) = (20808usize, 29000usize);
-        let search = |t: &MapleTree<Value>| t.read().empty_area_rev_aligned(..=30_000, 2, 4096, 328);
+        let search =
+            |t: &MapleTree<Value>| t.read().empty_area_rev_aligned(..=30_000, 2, 4096, 328);
         assert_eq!(search(&t), Ok(a));
         t.lock().punch(29000..=29007).unwrap();
         assert_eq!(search(&t), Ok(b));

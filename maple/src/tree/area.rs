@@ -26,9 +26,11 @@ impl<E: Entry, D: Domain> ReadGuard<'_, E, D> {
     /// on plain trees it scans the window.
     ///
     /// # Errors
-    /// [`AreaError::ZeroSize`], [`AreaError::BadAlign`] (0 or not a power of two),
-    /// [`AreaError::EmptyWindow`], [`AreaError::WindowTooSmall`] for bad input;
-    /// [`AreaError::Busy`] when nothing fits.
+    /// Bad input, checked in this order: [`AreaError::EmptyWindow`] (empty or inverted
+    /// window), [`AreaError::ZeroSize`], [`AreaError::BadAlign`] (0 or not a power of two),
+    /// [`AreaError::WindowTooSmall`] (fewer than `size` indices, so `start + size` could not
+    /// stay inside). [`AreaError::Busy`] when no aligned run fits (also when the window is
+    /// wide enough but holds no aligned start that leaves room).
     ///
     /// ```
     /// use maple::{AreaError, MapleTree, Value};
