@@ -140,9 +140,10 @@ impl AlignedFit {
 /// let mut m = BTreeMap::new();
 /// m.insert(10, (19, 0u64));
 /// m.insert(28, (29, 1u64));
-/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 4, 0), Some(20));
-/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 8, 0), Some(0));
-/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 8, 6), Some(6));
+/// // Free runs: 0..=9 and 20..=27.
+/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 4, 0), Some(24));
+/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 16, 0), Some(0));
+/// assert_eq!(linear_gap_rev_aligned(&m, 0, 29, 4, 8, 6), Some(22));
 /// assert_eq!(linear_gap_rev_aligned(&m, 1, 29, 4, 16, 0), None);
 /// ```
 pub fn linear_gap_rev_aligned(
