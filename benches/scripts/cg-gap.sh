@@ -2,7 +2,7 @@
 # Instructions per gap search by callgrind: maple (the `gap_kernel` binary) and, when it is
 # built, the kernel's C maple tree on the same layout (/work/shared/kernel-baseline/README.md).
 #
-#   benches/scripts/cg-gap.sh [N] [KIND...]      default: N = 100000, kinds k0 k1 k2 t0 s0
+#   [REPS=20000] benches/scripts/cg-gap.sh [N] [KIND...]   default: N = 100000, kinds k0 k1 k2 t0 s0
 #
 # Kinds are gap_kernel's (`k0` = the kernel driver's `cg-gap` request: empty_area_rev of 3
 # pages over [0, end of the map]). Each count is callgrind's total for the `loop_gap`
@@ -15,7 +15,7 @@ n="${1:-100000}"
 shift || true
 kinds=("$@")
 [ ${#kinds[@]} -eq 0 ] && kinds=(k0 k1 k2 t0 s0)
-reps=20000
+reps="${REPS:-20000}"
 cargo build --release -q -p benches --bin gap_kernel
 bin=target/release/gap_kernel
 out=$(mktemp -d)
