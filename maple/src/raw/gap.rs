@@ -15,9 +15,11 @@
 //! # Reading nodes in place
 //! The search reads each node's words where they are, through the same per-word atomics
 //! as the point walk (`walk.rs`), and only the slots it needs: it starts at the slot that
-//! holds the window's edge (found by the walk's pivot probe) and moves one slot at a time
+//! holds the window's edge (found by a few pivot probes) and moves one slot at a time
 //! towards the other edge, stopping at the window's end or at the node's data end. Nothing
-//! is copied. Orderings:
+//! is copied. On entering a node it prefetches the node's other cache lines, and on
+//! entering a leaf the neighbour leaf it would visit next, so that misses overlap.
+//! Orderings:
 //! - pivots and gaps: Relaxed. Neither changes while a node is reachable (in RCU mode the
 //!   writer replaces a node rather than move its pivots, and publishes a rebuilt child in
 //!   place only when the child's gap is unchanged; see `write.rs`), and their
@@ -32,8 +34,9 @@
 //! checks the node's dead mark and, if the writer has replaced it, restarts from the root,
 //! exactly as the point walk does.
 //!
-//! The path back up is a stack of frames (node, bounds, slot) on the reader's stack, not
-//! initialised beyond what is pushed.
+//! The path back up is a stack of frames (node, slot, the one bound that resuming needs)
+//! on the reader's stack, not initialised beyond what is pushed. Internal nodes are all
+//! arange_64 or all range_64, so the node type is a const parameter of the search.
 
 use core::mem::MaybeUninit;
 
