@@ -5,11 +5,14 @@
 //! `NotAllocTree`). The writes of `maple_ops` shape the tree; `empty_area`,
 //! `empty_area_rev`, `alloc_range`, `alloc_rrange` and `alloc_cyclic` are checked against
 //! [`RangeOracle::gap_search`](crate::oracle::RangeOracle::gap_search), a scan of the
-//! complement of the stored ranges.
+//! complement of the stored ranges. The aligned calls (`empty_area_aligned`,
+//! `empty_area_rev_aligned`, `alloc_range_aligned`, `alloc_rrange_aligned`) are checked
+//! against [`want_aligned`], the same scan rounding each free run in 128-bit arithmetic,
+//! and `remove_exact` against the oracle's overlapping ranges.
 
 use std::sync::Arc;
 
-use maple::{AllocErrorKind, GapError, MapleTree, Value};
+use maple::{AllocErrorKind, AreaError, GapError, MapleTree, RemoveError, Value};
 use rcu::{Domain, Epoch, Seize};
 
 use crate::avoid;
@@ -28,6 +31,181 @@ fn want_gap(
         return Err(GapError::Invalid);
     }
     h.oracle.gap_search(lo, hi, size, rev).ok_or(GapError::Busy)
+}
+
+/// An alignment: mostly a power of two (any of the 64), sometimes 0 or not a power of two.
+fn align(inp: &mut Input<'_>) -> usize {
+    let sel = inp.byte();
+    match sel % 16 {
+        0 => 0,
+        1 => 3 << (sel >> 4),
+        2..=7 => 1 << (sel >> 4),
+        _ => 1 << (inp.byte() % 64),
+    }
+}
+
+/// An offset: small, steered like an index, or any word.
+fn offset(inp: &mut Input<'_>) -> usize {
+    match inp.byte() % 4 {
+        0 => 0,
+        1 => inp.byte() as usize,
+        2 => inp.index(),
+        _ => inp.word(),
+    }
+}
+
+/// The oracle's answer to an aligned gap search: the argument checks in the tree's order,
+/// then the first (or, with `rev`, last) free run holding an aligned start, rounded in
+/// 128-bit arithmetic.
+fn want_aligned(
+    oracle: &crate::oracle::RangeOracle,
+    window: Span,
+    size: usize,
+    align: usize,
+    offset: usize,
+    rev: bool,
+) -> Result<usize, AreaError> {
+    let (lo, hi) = window.inclusive().ok_or(AreaError::EmptyWindow)?;
+    if size == 0 {
+        return Err(AreaError::ZeroSize);
+    }
+    if align == 0 || align & (align - 1) != 0 {
+        return Err(AreaError::BadAlign);
+    }
+    if (hi - lo) as u128 + 1 < size as u128 {
+        return Err(AreaError::WindowTooSmall);
+    }
+    let (al, off, sz) = (align as u128, (offset % align) as u128, size as u128);
+    let fit = |&(x, y): &(usize, usize)| -> Option<usize> {
+        let (a, b) = (x.max(lo) as u128, y.min(hi) as u128);
+        if a > b || b - a + 1 < sz {
+            return None;
+        }
+        let s = if rev {
+            let top = b + 1 - sz;
+            top.checked_sub((top % al + al - off) % al)?
+        } else {
+            a + (off + al - a % al) % al
+        };
+        (s >= a && s + sz - 1 <= b).then_some(s as usize)
+    };
+    let gaps = oracle.gaps();
+    let found = if rev {
+        gaps.iter().rev().find_map(fit)
+    } else {
+        gaps.iter().find_map(fit)
+    };
+    found.ok_or(AreaError::Busy)
+}
+
+fn op_gap_aligned<E: TestEntry, D: Domain>(
+    h: &mut MapleHarness<E, D>,
+    inp: &mut Input<'_>,
+    rev: bool,
+) {
+    let window = inp.range();
+    let size = inp.size();
+    let (align, offset) = (align(inp), offset(inp));
+    h.note(format!(
+        "empty_area_aligned(rev={rev}, {window:?}, size {size}, align {align:#x}, offset {offset:#x})"
+    ));
+    let r = h.tree.read();
+    let got = if rev {
+        r.empty_area_rev_aligned(window.bounds(), size, align, offset)
+    } else {
+        r.empty_area_aligned(window.bounds(), size, align, offset)
+    };
+    drop(r);
+    let want = want_aligned(&h.oracle, window, size, align, offset, rev);
+    h.check_eq("empty_area_aligned", got, want);
+    if align == 1 {
+        // Alignment 1 is the unaligned search.
+        let r = h.tree.read();
+        let plain = if rev {
+            r.empty_area_rev(window.bounds(), size)
+        } else {
+            r.empty_area(window.bounds(), size)
+        };
+        drop(r);
+        h.check_eq(
+            "empty_area vs aligned 1",
+            plain,
+            want.map_err(GapError::from),
+        );
+    }
+}
+
+fn op_alloc_aligned<E: TestEntry, D: Domain>(
+    h: &mut MapleHarness<E, D>,
+    inp: &mut Input<'_>,
+    rev: bool,
+) {
+    let window = inp.range();
+    let size = inp.size();
+    let (align, offset) = (align(inp), offset(inp));
+    let id = h.id();
+    h.note(format!(
+        "alloc_range_aligned(rev={rev}, size {size}, align {align:#x}, offset {offset:#x}, {window:?}, {id})"
+    ));
+    let w = h.tree.lock();
+    let got = if rev {
+        w.alloc_rrange_aligned(size, align, offset, E::make(id), window.bounds())
+    } else {
+        w.alloc_range_aligned(size, align, offset, E::make(id), window.bounds())
+    };
+    drop(w);
+    let want = if h.tree.is_alloc() {
+        want_aligned(&h.oracle, window, size, align, offset, rev)
+    } else {
+        Err(AreaError::NotAllocTree)
+    };
+    match (got, want) {
+        (Ok(s), Ok(t)) if s == t => h.oracle.store(s, s + (size - 1), id),
+        (Err(e), Err(k)) if e.kind == k => h.check_eq("returned value", e.value.own_id(), id),
+        (got, want) => {
+            let got = got.map_err(|e| e.kind);
+            h.fail(&format!(
+                "alloc_range_aligned: tree gave {got:?}, oracle wants {want:?}"
+            ))
+        }
+    }
+}
+
+fn op_remove_exact<E: TestEntry, D: Domain>(
+    h: &mut MapleHarness<E, D>,
+    inp: &mut Input<'_>,
+    pick_stored: bool,
+) {
+    // Either a stored range exactly (picked by position), or an arbitrary range.
+    let stored = h.oracle.ranges();
+    let window = if pick_stored && !stored.is_empty() {
+        let (r, _) = &stored[inp.u16() as usize % stored.len()];
+        let (a, b) = (*r.start(), *r.end());
+        Span {
+            start: std::ops::Bound::Included(a),
+            end: std::ops::Bound::Included(b),
+        }
+    } else {
+        inp.range()
+    };
+    h.note(format!("remove_exact({window:?})"));
+    let w = h.tree.lock();
+    let got = w.remove_exact(window.bounds()).map(E::id_of);
+    drop(w);
+    let want = match window.inclusive() {
+        None => Err(RemoveError::InvalidRange),
+        Some((a, b)) => match h.oracle.overlapping(a, b).first() {
+            None => Err(RemoveError::Vacant),
+            Some((r, id)) if (*r.start(), *r.end()) == (a, b) => Ok(*id),
+            Some((r, _)) => Err(RemoveError::Mismatch { found: r.clone() }),
+        },
+    };
+    if want.is_ok() {
+        if let Some((a, b)) = window.inclusive() {
+            h.oracle.clear(a, b);
+        }
+    }
+    h.check_eq("remove_exact", got, want);
 }
 
 fn alloc_kind(e: GapError) -> AllocErrorKind {
@@ -191,8 +369,9 @@ fn drive<E: TestEntry, D: Domain>(inp: &mut Input<'_>, tree: MapleTree<E, D>) {
         wrapped_flag: false,
     };
     while !inp.is_empty() {
-        // Writes (0-15) shape the tree; 16-27 search and allocate.
-        match inp.byte() % 28 {
+        // Writes (0-15) shape the tree; 16-27 search and allocate; 28-33 aligned search,
+        // aligned allocation and exact removal.
+        match inp.byte() % 34 {
             op @ 0..=15 => {
                 h.step(op, inp, rebuild);
             }
@@ -201,7 +380,13 @@ fn drive<E: TestEntry, D: Domain>(inp: &mut Input<'_>, tree: MapleTree<E, D>) {
             22 | 23 => op_alloc(&mut h, inp, false),
             24 | 25 => op_alloc(&mut h, inp, true),
             26 => op_cyclic(&mut h, &mut c, inp, false),
-            _ => op_cyclic(&mut h, &mut c, inp, true),
+            27 => op_cyclic(&mut h, &mut c, inp, true),
+            28 => op_gap_aligned(&mut h, inp, false),
+            29 => op_gap_aligned(&mut h, inp, true),
+            30 => op_alloc_aligned(&mut h, inp, false),
+            31 => op_alloc_aligned(&mut h, inp, true),
+            32 => op_remove_exact(&mut h, inp, true),
+            _ => op_remove_exact(&mut h, inp, false),
         }
         if h.replaced {
             // A fresh tree object: its wrap flag starts clear.

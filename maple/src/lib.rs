@@ -80,6 +80,14 @@
 //! where the kernel's does: a write that leaves a node other than the root with at most 6
 //! slots (4 in allocation trees' internal nodes) rebalances it with a neighbour.
 //!
+//! # Allocating address space
+//! Beyond `empty_area` and `alloc_range`, an allocator gets exact aligned search
+//! ([`ReadGuard::empty_area_aligned`], [`ReadGuard::empty_area_rev_aligned`]: the lowest /
+//! highest start `s ≡ offset (mod align)` whose run is free, never missing a hole of exactly
+//! the size), aligned allocation ([`WriteGuard::alloc_range_aligned`],
+//! [`WriteGuard::alloc_rrange_aligned`]) and a `free` that removes a range only if it is
+//! exactly the one stored ([`WriteGuard::remove_exact`]).
+//!
 //! # Gap search on plain trees
 //! [`ReadGuard::empty_area`] and [`ReadGuard::empty_area_rev`] also work on plain trees, by a
 //! scan of the window (no gap metadata); the `alloc_*` methods need an allocation tree.
@@ -98,5 +106,6 @@ pub use error::{
     AllocError, AllocErrorKind, GapError, InsertError, InsertErrorKind, InvalidRange, StoreError,
     ValidateError,
 };
+pub use error::{AreaAllocError, AreaError, RemoveError};
 pub use raw::StoreKind;
 pub use tree::{IntoIter, Iter, MapleTree, ReadGuard, WriteGuard};

@@ -20,6 +20,9 @@ use crate::raw::walk::{self, LeafCursor};
 use crate::raw::StoreKind;
 use crate::raw::{dump, gap, validate, RawTree};
 
+// Aligned gap search, aligned allocation and exact-range removal (own file).
+mod area;
+
 /// An RCU-safe B-tree mapping ranges of `usize` indices to entries.
 ///
 /// Every index in `0..=usize::MAX` maps to an entry or to nothing. Readers

@@ -302,3 +302,37 @@ fn iteration_tiles_under_resplit() {
         t.validate().unwrap();
     });
 }
+
+/// Gap search (issue 12) racing a store that closes the lowest fit: the search reads the
+/// leaf's words in place and checks its dead mark before answering, so it answers as the
+/// tree was before the store (the fit at 0) or after it (the next one, at 20), never from
+/// a mix; the exact removal that reopens the fit races a second search the same way.
+#[test]
+fn gap_search_before_or_after() {
+    loom::model(|| {
+        let t = Arc::new(MapleTree::<Value>::new_alloc());
+        {
+            let w = t.lock();
+            w.store_range(10..=19, v(1)).unwrap();
+            w.store_range(30..=39, v(2)).unwrap();
+        }
+        let t2 = t.clone();
+        let reader = thread::spawn(move || {
+            let r = t2.read();
+            (
+                r.empty_area(0..=45, 10),
+                r.empty_area_rev_aligned(0..=45, 4, 4, 0),
+            )
+        });
+        t.lock().store_range(0..=5, v(3)).unwrap();
+        let (fwd, rev) = reader.join().unwrap();
+        assert!(fwd == Ok(0) || fwd == Ok(20), "empty_area saw {fwd:?}");
+        assert_eq!(rev, Ok(40), "the top fit is untouched by the store");
+        let t3 = t.clone();
+        let reader = thread::spawn(move || t3.read().empty_area(0..=45, 10));
+        assert_eq!(t.lock().remove_exact(0..=5).map(Value::get), Ok(3));
+        let fwd = reader.join().unwrap();
+        assert!(fwd == Ok(0) || fwd == Ok(20), "empty_area saw {fwd:?}");
+        t.validate().unwrap();
+    });
+}
