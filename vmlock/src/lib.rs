@@ -47,6 +47,7 @@
 //! freed VMAs are reused at once and their memory is returned only after a grace period,
 //! by [`shrink_vma_cache`].
 
+mod domain;
 mod layout;
 mod mm;
 pub mod model;
@@ -60,8 +61,8 @@ pub(crate) use rcu::sync;
 
 pub use mm::{shrink_vma_cache, Mm, MmapReadGuard, VmaReadGuard};
 pub use types::{
-    Access, Backing, Errno, FaultPath, FileId, LockStats, MapFlags, MapRequest, MmConfig, Prot,
-    RemapFlags, Speculation, VmaInfo, PAGE_SHIFT, PAGE_SIZE,
+    Access, Advice, Backing, Errno, FaultPath, FileId, LockStats, MapFlags, MapRequest, MmConfig,
+    Prot, RemapFlags, Speculation, VmFlags, VmaInfo, PAGE_SHIFT, PAGE_SIZE,
 };
 
 /// The raw per-VMA machinery, for loom models, benchmarks and the curious.
