@@ -297,7 +297,10 @@ enum Step {
 }
 
 /// Per-VMA-lock attempts of a listing step before it falls back to the `mmap_lock`.
-const LIST_ATTEMPTS: usize = 4;
+const LIST_ATTEMPTS: usize = 8;
+/// How long (spins) a listing step waits for the write section in progress to end before
+/// it looks again; a write section takes about a microsecond.
+const LIST_WAIT_SPINS: u32 = 1 << 12;
 /// Rewinds (listed VMAs dropped because a writer merged them onward) before a listing
 /// takes the `mmap_lock` for the rest of its run.
 const LIST_REWINDS: usize = 8;
@@ -651,7 +654,7 @@ impl Mm {
         for attempt in 0..LIST_ATTEMPTS {
             if attempt > 0 {
                 self.stats.add(Counter::ListRetry);
-                crate::sync::spin_loop();
+                self.wait_out_write_section();
             }
             let r = self.tree.read();
             let Some(v) = r.find_from(from) else {
@@ -683,6 +686,20 @@ impl Mm {
             }
         }
         Step::Unsure
+    }
+
+    /// If a write section is in progress, spin (bounded) until it ends: what made a
+    /// listing step unsure (a write-locked VMA, a store between its `find` and its walk) is
+    /// over then. Spinning rather than taking `mmap_read_lock`: a writer that runs sections
+    /// back to back would re-take the lock before a sleeping reader wakes up, while every
+    /// section ends within microseconds.
+    fn wait_out_write_section(&self) {
+        let s = self.seq.raw();
+        let mut spins = 0;
+        while s & 1 == 1 && self.seq.raw() == s && spins < LIST_WAIT_SPINS {
+            crate::sync::spin_loop();
+            spins += 1;
+        }
     }
 
     /// Read-lock `vma`, found through the read section `r`: the checks of

@@ -338,6 +338,36 @@ pub struct LockStats {
     pub list_rewind: u64,
 }
 
+impl core::ops::Sub for LockStats {
+    type Output = LockStats;
+
+    /// Counter differences, `self - earlier` (saturating at 0, since snapshots of running
+    /// threads are not atomic as a whole).
+    ///
+    /// ```
+    /// use vmlock::LockStats;
+    /// let a = LockStats { spec_ok: 5, ..LockStats::default() };
+    /// let b = LockStats { spec_ok: 7, list_steps: 2, ..LockStats::default() };
+    /// assert_eq!((b - a).spec_ok, 2);
+    /// assert_eq!((b - a).list_steps, 2);
+    /// ```
+    fn sub(self, earlier: LockStats) -> LockStats {
+        LockStats {
+            success: self.success.saturating_sub(earlier.success),
+            abort: self.abort.saturating_sub(earlier.abort),
+            miss: self.miss.saturating_sub(earlier.miss),
+            retry: self.retry.saturating_sub(earlier.retry),
+            fallback: self.fallback.saturating_sub(earlier.fallback),
+            spec_ok: self.spec_ok.saturating_sub(earlier.spec_ok),
+            spec_failed: self.spec_failed.saturating_sub(earlier.spec_failed),
+            list_steps: self.list_steps.saturating_sub(earlier.list_steps),
+            list_retry: self.list_retry.saturating_sub(earlier.list_retry),
+            list_fallback: self.list_fallback.saturating_sub(earlier.list_fallback),
+            list_rewind: self.list_rewind.saturating_sub(earlier.list_rewind),
+        }
+    }
+}
+
 /// The shape of an address space.
 ///
 /// `mmap` without `FIXED` places top-down in `[min_addr, mmap_base)` and, when nothing fits
