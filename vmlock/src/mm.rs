@@ -304,6 +304,8 @@ const LIST_WAIT_SPINS: u32 = 1 << 12;
 /// Rewinds (listed VMAs dropped because a writer merged them onward) before a listing
 /// takes the `mmap_lock` for the rest of its run.
 const LIST_REWINDS: usize = 8;
+/// VMAs a listing reads in one speculative batch (one read section, one sequence check).
+const LIST_BATCH: usize = 32;
 
 impl Mm {
     /// An empty address space.
@@ -544,8 +546,10 @@ impl Mm {
     /// `/proc/pid/maps` since 6.17: writers are not blocked by it, and it does not wait for
     /// them (except, briefly, where it cannot be sure; see below).
     ///
-    /// It is built one VMA at a time, each step in one read section: find the first VMA at
-    /// or after where the last one ended, then make sure of it:
+    /// While no writer is active it reads up to 32 VMAs per read section, validated as a
+    /// whole by `mm_lock_seq`. Otherwise it goes one VMA at a time, each step in one read
+    /// section: find the first VMA at or after where the last one ended, then make sure of
+    /// it:
     /// - if no writer was active or finished during the step (`mm_lock_seq` unchanged, no
     ///   store at all), the tree was still and the answer is exact;
     /// - otherwise the VMA is read-locked (its reference count, as in
@@ -553,8 +557,9 @@ impl Mm {
     ///   read, and a point walk confirms that the addresses before it, back to where the last
     ///   one ended, are unmapped at that moment (a `find` that crossed a concurrent store may
     ///   have skipped a VMA; a walk of one address cannot);
-    /// - after a few failed attempts (the VMA write-locked by a writer in progress, detached,
-    ///   or the gap not confirmed) the step takes `mmap_read_lock`.
+    /// - an attempt that fails (the VMA write-locked by a writer in progress, detached, or
+    ///   the gap not confirmed) waits, spinning, for the write section in progress to end
+    ///   and looks again; after a few such attempts the step takes `mmap_read_lock`.
     ///
     /// A VMA that starts before where the last one ended (a writer merged listed VMAs with
     /// what follows) makes the listing drop the VMAs it overlaps and continue from the end
@@ -585,6 +590,24 @@ impl Mm {
         let mut rewinds = 0;
         let mut locked: Option<MmapReadGuard<'_>> = None;
         loop {
+            if locked.is_none() {
+                // Fast path: a batch read while no writer is active, exact as a whole.
+                if let Some((batch, end)) = self.list_batch_speculative(from) {
+                    // A first VMA that starts before `from` overlaps what was listed: the
+                    // step path below rewinds for it.
+                    if batch.first().map_or(true, |s| s.start >= from) {
+                        for seg in &batch {
+                            self.stats.add(Counter::ListStep);
+                            out.push(seg.info());
+                        }
+                        if end {
+                            break;
+                        }
+                        from = batch.last().map_or(from, |s| s.end);
+                        continue;
+                    }
+                }
+            }
             self.stats.add(Counter::ListStep);
             let step = match locked {
                 Some(_) => self.list_step_locked(from),
@@ -623,6 +646,33 @@ impl Mm {
         }
         drop(locked);
         out
+    }
+
+    /// Up to [`LIST_BATCH`] VMAs from `from` on, read in one section with one sequence
+    /// check: `None` unless no write section overlapped the read (then the tree was still
+    /// and the batch is exact, whatever the iterator does under concurrent stores).
+    /// `Some((batch, true))` if the batch reaches the end of the tree.
+    fn list_batch_speculative(&self, from: usize) -> Option<(Vec<Seg>, bool)> {
+        let start = self.seq.try_read_begin()?;
+        let batch: Vec<Seg> = self
+            .tree
+            .read()
+            .scan(from, LIST_BATCH)
+            .into_iter()
+            .map(|v| v.snapshot())
+            .collect();
+        if self.seq.read_retry(start) {
+            self.stats.add(Counter::ListRetry);
+            return None;
+        }
+        // Sanity of a still tree: sorted, disjoint, past `from`. Anything else means the
+        // sequence check was wrong; refuse rather than guess.
+        let sorted = batch.windows(2).all(|w| w[0].end <= w[1].start);
+        if !sorted || batch.first().is_some_and(|s| s.end <= from) {
+            return None;
+        }
+        let end = batch.len() < LIST_BATCH;
+        Some((batch, end))
     }
 
     /// A listing step under `mmap_read_lock` (held by the caller): exact.

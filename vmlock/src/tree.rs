@@ -236,6 +236,16 @@ impl<'t> VmaRead<'t> {
         self.g.range(r).map(|(r, v)| (r, entry(v, self))).collect()
     }
 
+    /// Up to `max` VMAs in order from the one containing (or first after) `from`, in one
+    /// pass of the tree's iterator. Exact only if no store runs meanwhile: callers validate.
+    pub(crate) fn scan(&self, from: usize, max: usize) -> Vec<&Vma> {
+        self.g
+            .range(from..)
+            .take(max)
+            .map(|(_, v)| entry(v, self))
+            .collect()
+    }
+
     /// Every VMA in order.
     pub(crate) fn iter(&self) -> Vec<&Vma> {
         self.g.iter().map(|(_, v)| entry(v, self)).collect()
