@@ -9,6 +9,10 @@
 //! callgrind_annotate --inclusive=yes /tmp/hot.cg | grep 'hot_path_count::run_'
 //! ```
 //!
+//! A second argument (`speculative`, `lookup`, `vma_lock`, `mmap_lock`, or `all`) runs only
+//! that path; a third repeats the paths that many times, interleaved, printing the wall time
+//! per lookup (`hot_path_count 1000000 all 9`).
+//!
 //! Each `run_*` function does `N` lookups (default 100 000) at random addresses of one
 //! 256-page VMA among 400 others (the `hot-vma` table's layout); divide its inclusive `Ir`
 //! and `Ge` by `N`. Every path is warmed up once before it is measured (the per-thread
@@ -123,12 +127,30 @@ fn main() {
         ("vma_lock", run_vma_lock),
         ("mmap_lock", run_mmap_lock),
     ];
-    for (name, run) in runs {
-        // Warm-up: one call outside the measured function.
-        assert_eq!(run(&mm, &addrs[..1]), 1);
-        assert_eq!(run(&mm, &addrs), n, "{name}");
+    // An optional second argument runs only that path; a third repeats the paths that
+    // many times, interleaved, and prints the wall time per lookup of each repetition.
+    let only = std::env::args().nth(2).filter(|o| o != "all");
+    let rounds: usize = std::env::args()
+        .nth(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    for round in 0..rounds {
+        for (name, run) in runs {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
+            // Warm-up: one call outside the measured loop.
+            assert_eq!(run(&mm, &addrs[..1]), 1);
+            let t = std::time::Instant::now();
+            assert_eq!(run(&mm, &addrs), n, "{name}");
+            let ns = t.elapsed().as_nanos() as f64 / n as f64;
+            if rounds > 1 {
+                println!("round {round} {name}: {ns:.2} ns per lookup");
+            }
+        }
     }
     let st = mm.stats();
     assert_eq!(st.spec_failed, 0);
+    let _ = &runs;
     println!("{n} lookups per path; stats {st:?}");
 }

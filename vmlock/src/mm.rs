@@ -835,20 +835,30 @@ impl Mm {
     /// its only write to memory: the thread's own reservation slot of the RCU backend.
     /// `Retry` if a writer was active or finished meanwhile.
     pub fn lookup_speculative(&self, addr: usize) -> Speculation {
-        let Some(start) = self.seq.try_read_begin() else {
-            return Speculation::Retry;
-        };
+        match self.speculate(addr) {
+            Some(Some(v)) => Speculation::Found(v),
+            Some(None) => Speculation::Unmapped,
+            None => Speculation::Retry,
+        }
+    }
+
+    /// The body of [`lookup_speculative`](Self::lookup_speculative): `None` for "retry",
+    /// else the answer. Inlined into both public lookups, so that [`lookup`](Self::lookup)
+    /// returns the answer directly instead of converting a [`Speculation`].
+    #[inline(always)]
+    fn speculate(&self, addr: usize) -> Option<Option<VmaInfo>> {
+        let start = self.seq.try_read_begin()?;
         // A valid (maybe reused) VMA; the sequence check below rejects anything a writer
         // touched meanwhile. One section covers the walk and the VMA's memory.
         let found = self.tree.read().load(addr).map(|v| v.snapshot());
         if self.seq.read_retry(start) {
-            return Speculation::Retry;
+            return None;
         }
         match found {
-            None => Speculation::Unmapped,
-            Some(s) if s.start <= addr && addr < s.end => Speculation::Found(s.info()),
+            None => Some(None),
+            Some(s) if s.start <= addr && addr < s.end => Some(Some(s.info())),
             // Cannot happen with a valid sequence; refuse rather than guess.
-            Some(_) => Speculation::Retry,
+            Some(_) => None,
         }
     }
 
@@ -858,23 +868,14 @@ impl Mm {
     /// are per thread (a load and a store on a line only this thread writes; summed when
     /// read), so on the store-free path `lookup` writes nothing that another thread reads
     /// besides what [`lookup_speculative`](Self::lookup_speculative) writes.
-    #[inline]
     pub fn lookup(&self, addr: usize) -> Option<VmaInfo> {
-        match self.lookup_speculative(addr) {
-            Speculation::Found(v) => {
-                self.stats.add(Counter::SpecOk);
-                Some(v)
-            }
-            Speculation::Unmapped => {
-                self.stats.add(Counter::SpecOk);
-                None
-            }
-            Speculation::Retry => {
-                self.stats.add(Counter::SpecFailed);
-                self.stats.add(Counter::Fallback);
-                self.mmap_read_lock().vma_lookup(addr)
-            }
+        if let Some(answer) = self.speculate(addr) {
+            self.stats.add(Counter::SpecOk);
+            return answer;
         }
+        self.stats.add(Counter::SpecFailed);
+        self.stats.add(Counter::Fallback);
+        self.mmap_read_lock().vma_lookup(addr)
     }
 
     /// A simulated page fault at `addr`: the per-VMA lock first, the `mmap_lock` if that
