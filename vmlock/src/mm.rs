@@ -297,7 +297,7 @@ enum Step {
 }
 
 /// Per-VMA-lock attempts of a listing step before it falls back to the `mmap_lock`.
-const LIST_ATTEMPTS: usize = 8;
+const LIST_ATTEMPTS: usize = 64;
 /// How long (spins) a listing step waits for the write section in progress to end before
 /// it looks again; a write section takes about a microsecond.
 const LIST_WAIT_SPINS: u32 = 1 << 12;
