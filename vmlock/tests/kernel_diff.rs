@@ -1689,6 +1689,10 @@ fn kernel_differential() {
         total.madvise += t.madvise;
     }
     eprintln!("{total:?}");
+    if total.ops < 2500 {
+        // A single short seed (VMLOCK_SEED) may not reach every kind of case.
+        return;
+    }
     // Every new kind of case was compared at least once.
     assert!(total.forks > 0 && total.dontfork_dropped > 0, "{total:?}");
     assert!(
