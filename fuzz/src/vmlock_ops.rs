@@ -1,34 +1,45 @@
-//! `vmlock_ops`: `mmap`/`munmap`/`mprotect`/`mremap`/`fork` on [`Mm`] against a
+//! `vmlock_ops`: `mmap`/`munmap`/`mprotect`/`mremap`/`madvise`/`fork` on [`Mm`] against a
 //! page-granular model of the address space.
 //!
 //! The model ([`PageModel`]) stores runs of pages with their attributes and never merges
 //! them itself: the VMA listing is *derived* by joining neighbouring pages that agree on
 //! every attribute the kernel compares (protection, shared, `VM_NORESERVE`, `VM_ACCOUNT`,
-//! the mapped object) and whose page offsets are contiguous. So a layout that `Mm` failed
+//! `VM_DONTCOPY`, the mapped object) and whose page offsets are contiguous. So a layout that `Mm` failed
 //! to merge, merged wrongly, split in the wrong place or lost a page of shows up as a
 //! difference in `vmas()`.
 //!
 //! The system-call rules (argument checks in the kernel's order, top-down placement below
-//! `mmap_base`, `mprotect` stopping at the first hole with `ENOMEM`, `mremap` shrink, grow
-//! in place, move) are written out here from the Linux semantics described in DESIGN.md
-//! and `vmlock`'s documented modelling choices (private anonymous memory is never faulted,
-//! so its page offset is its address; no bottom-up placement fallback; `mremap` with
-//! `old_len == 0` is `EINVAL`).
+//! `mmap_base` with the bottom-up fallback from `min_addr`, `mprotect` stopping at the
+//! first hole with `ENOMEM` while `madvise` changes every mapped part and then reports it,
+//! `mremap` shrink, grow in place, move, and duplicating a shared mapping with
+//! `old_len == 0`; `fork` leaving out `MADV_DONTFORK` pages; the protection bits the kernel
+//! accepts, ignores or refuses; a fixed address in the top 4095 bytes read as an error code;
+//! file offsets past `MAX_LFS_FILESIZE`) are written out here from the Linux semantics
+//! described in DESIGN.md and `vmlock`'s documented modelling choices (private anonymous
+//! memory is never faulted, so its page offset is its address).
 //!
 //! Every read path is checked after every operation: `lookup`, `lookup_speculative`,
-//! `lock_vma_under_rcu`, `mmap_read_lock` + `find_vma`/`vma_lookup`, `fault`.
+//! `lock_vma_under_rcu`, `mmap_read_lock` + `find_vma`/`vma_lookup`, `fault` (with the
+//! x86-64 permission rules), and the listings `vmas`, `vmas_rcu` and `smaps` (flags).
 
 use std::collections::BTreeMap;
 
 use vmlock::{
-    Access, Backing, Errno, FileId, MapFlags, MapRequest, Mm, MmConfig, Prot, RemapFlags,
-    Speculation, VmaInfo,
+    Access, Advice, Backing, Errno, FileId, MapFlags, MapRequest, Mm, MmConfig, Prot, RemapFlags,
+    Speculation, VmFlags, VmaInfo,
 };
 
 use crate::avoid;
 use crate::input::Input;
 
 const PAGE: usize = 4096;
+/// `PROT_SEM`: accepted by `mprotect`, no effect on x86-64.
+const PROT_SEM: u32 = 0x8;
+/// `PROT_GROWSDOWN` / `PROT_GROWSUP`: `mprotect` modifiers for growing VMAs (none here).
+const PROT_GROWSDOWN: u32 = 0x0100_0000;
+const PROT_GROWSUP: u32 = 0x0200_0000;
+/// Linux's `MAX_LFS_FILESIZE` (64-bit): no file mapping may reach past it.
+const MAX_LFS_FILESIZE: u64 = (1 << 63) - 1;
 
 fn aligned(x: usize) -> bool {
     x % PAGE == 0
@@ -60,6 +71,8 @@ pub struct Attr {
     pub noreserve: bool,
     /// `VM_ACCOUNT` (private writable memory that is charged).
     pub account: bool,
+    /// `VM_DONTCOPY` (`MADV_DONTFORK`).
+    pub dontcopy: bool,
     /// The mapped object.
     pub obj: Obj,
 }
@@ -90,6 +103,22 @@ impl Run {
                 .pgoff
                 .checked_add(((self.end - self.start) / PAGE) as u64)
                 == Some(next.pgoff)
+    }
+
+    fn flags(&self) -> VmFlags {
+        let a = &self.attr;
+        let mut f = VmFlags::from_bits_truncate(a.prot.bits());
+        for (on, flag) in [
+            (a.shared, VmFlags::SHARED),
+            (a.noreserve, VmFlags::NORESERVE),
+            (a.account, VmFlags::ACCOUNT),
+            (a.dontcopy, VmFlags::DONTCOPY),
+        ] {
+            if on {
+                f |= flag;
+            }
+        }
+        f
     }
 
     fn info(&self) -> VmaInfo {
@@ -166,6 +195,28 @@ impl PageModel {
         self.merged().iter().map(Run::info).collect()
     }
 
+    /// The listing with flags (what `Mm::smaps` shows).
+    pub fn smaps(&self) -> Vec<(VmaInfo, VmFlags)> {
+        self.merged()
+            .iter()
+            .map(|r| (r.info(), r.flags()))
+            .collect()
+    }
+
+    /// The child's address space after `fork`: every page but the `MADV_DONTFORK` ones.
+    pub fn fork(&self) -> Self {
+        PageModel {
+            cfg: self.cfg,
+            runs: self
+                .runs
+                .iter()
+                .filter(|(_, r)| !r.attr.dontcopy)
+                .map(|(&k, r)| (k, *r))
+                .collect(),
+            next_shmem: self.next_shmem,
+        }
+    }
+
     fn merged(&self) -> Vec<Run> {
         let mut out: Vec<Run> = Vec::new();
         for r in self.runs.values() {
@@ -205,13 +256,32 @@ impl PageModel {
         (top >= lo && top - lo >= len).then(|| top - len)
     }
 
-    fn place(&self, len: usize) -> Option<usize> {
-        let hi = self.cfg.mmap_base.min(self.cfg.task_size);
-        let lo = self.cfg.min_addr.max(PAGE);
-        if hi <= lo || hi - lo < len {
-            return None;
+    /// Lowest `s` with `[s, s + len)` free inside `[lo, hi)`.
+    fn gap_fwd(&self, lo: usize, hi: usize, len: usize) -> Option<usize> {
+        let mut bottom = lo;
+        for r in self.overlapping(lo, hi) {
+            if r.start >= bottom && r.start - bottom >= len {
+                return Some(bottom);
+            }
+            bottom = bottom.max(r.end);
         }
-        self.gap_rev(lo, hi, len)
+        (hi >= bottom && hi - bottom >= len).then_some(bottom)
+    }
+
+    /// Top-down below `mmap_base`; if nothing fits there, bottom-up below `task_size`.
+    fn place(&self, len: usize) -> Option<usize> {
+        let lo = self.cfg.min_addr.max(PAGE);
+        let top = self.cfg.mmap_base.min(self.cfg.task_size);
+        if top > lo && top - lo >= len {
+            if let Some(a) = self.gap_rev(lo, top, len) {
+                return Some(a);
+            }
+        }
+        let ts = self.cfg.task_size;
+        if ts > lo && ts - lo >= len {
+            return self.gap_fwd(lo, ts, len);
+        }
+        None
     }
 
     /// `mmap`.
@@ -241,6 +311,11 @@ impl PageModel {
         if len > cfg.task_size {
             return Err(Errno::ENOMEM);
         }
+        // One machine word carries addresses and negative errors: a fixed address within
+        // 4095 of the top is returned as the error it looks like.
+        if fixed && addr >= 0usize.wrapping_sub(4095) {
+            return Err(Errno(0usize.wrapping_sub(addr) as i32));
+        }
         let hint_ok = addr != 0
             && addr >= cfg.min_addr
             && addr <= cfg.task_size - len
@@ -261,6 +336,13 @@ impl PageModel {
         }
         if req.flags.contains(MapFlags::FIXED_NOREPLACE) && !self.is_free(a, a + len) {
             return Err(Errno::EEXIST);
+        }
+        if let Backing::File { pgoff, .. } = req.backing {
+            // The mapping must end at or below MAX_LFS_FILESIZE (bytes).
+            let end = (pgoff as u128 + (len / PAGE) as u128) * PAGE as u128;
+            if end > MAX_LFS_FILESIZE as u128 {
+                return Err(Errno::EOVERFLOW);
+            }
         }
         let anon = req.backing == Backing::Anonymous;
         let shared = match (
@@ -284,15 +366,17 @@ impl PageModel {
             Backing::Anonymous => (Obj::Anon, (a / PAGE) as u64),
         };
         let noreserve = req.flags.contains(MapFlags::NORESERVE);
+        let prot = Prot::from_bits_truncate(req.prot.bits());
         self.put(Run {
             start: a,
             end: a + len,
             pgoff,
             attr: Attr {
-                prot: req.prot,
+                prot,
                 shared,
                 noreserve,
-                account: !shared && !noreserve && req.prot.contains(Prot::WRITE),
+                account: !shared && !noreserve && prot.contains(Prot::WRITE),
+                dontcopy: false,
                 obj,
             },
         });
@@ -315,6 +399,10 @@ impl PageModel {
 
     /// `mprotect`: changes pages up to the first hole, then reports `ENOMEM`.
     pub fn mprotect(&mut self, addr: usize, len: usize, prot: Prot) -> Result<(), Errno> {
+        let grows = prot.bits() & (PROT_GROWSDOWN | PROT_GROWSUP);
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP {
+            return Err(Errno::EINVAL);
+        }
         if !aligned(addr) {
             return Err(Errno::EINVAL);
         }
@@ -325,10 +413,24 @@ impl PageModel {
             Some(e) if e > addr => e,
             _ => return Err(Errno::ENOMEM),
         };
+        let rest = prot.bits() & !grows;
+        if rest & !(7 | PROT_SEM) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let prot = Prot::from_bits_truncate(rest);
         let runs = self.overlapping(addr, end);
-        match runs.first() {
-            Some(r) if r.start <= addr => {}
-            _ => return Err(Errno::ENOMEM),
+        let Some(first) = runs.first() else {
+            return Err(Errno::ENOMEM);
+        };
+        // Nothing here grows down or up: the modifiers fail on whatever VMA they meet.
+        if grows == PROT_GROWSDOWN {
+            return Err(Errno::EINVAL);
+        }
+        if first.start > addr {
+            return Err(Errno::ENOMEM);
+        }
+        if grows == PROT_GROWSUP {
+            return Err(Errno::EINVAL);
         }
         let mut done = addr;
         for r in &runs {
@@ -357,7 +459,38 @@ impl PageModel {
         }
     }
 
-    /// Move the pages `[src, src + old_len)` (one VMA's attributes) to `[dst, dst + new_len)`.
+    /// `madvise(MADV_DONTFORK / MADV_DOFORK)`: every mapped page of the range changes;
+    /// any unmapped page in it makes the result `ENOMEM` (after the change).
+    pub fn madvise(&mut self, addr: usize, len: usize, advice: Advice) -> Result<(), Errno> {
+        if !aligned(addr) {
+            return Err(Errno::EINVAL);
+        }
+        let Some(end) = page_align(len).and_then(|l| addr.checked_add(l)) else {
+            return Err(Errno::EINVAL);
+        };
+        if end == addr {
+            return Ok(());
+        }
+        let runs = self.overlapping(addr, end);
+        if runs.is_empty() {
+            return Err(Errno::ENOMEM);
+        }
+        let mut mapped = 0;
+        for r in runs {
+            let mut piece = r.clip(r.start.max(addr), r.end.min(end));
+            mapped += piece.end - piece.start;
+            piece.attr.dontcopy = advice == Advice::DontFork;
+            self.put(piece);
+        }
+        if mapped < end - addr {
+            Err(Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Move the pages `[src, src + old_len)` (one VMA's attributes) to `[dst, dst + new_len)`;
+    /// with `old_len == 0` the source stays (a second mapping of the same shared object).
     fn move_range(&mut self, vma: Run, src: usize, old_len: usize, dst: usize, new_len: usize) {
         let piece = vma.clip(src, src + old_len);
         let pgoff = match piece.attr.obj {
@@ -370,7 +503,9 @@ impl PageModel {
             pgoff,
             attr: piece.attr,
         });
-        self.clear(src, src + old_len);
+        if old_len != 0 {
+            self.clear(src, src + old_len);
+        }
     }
 
     fn unmap_tail(&mut self, start: usize, len: usize) -> Result<(), Errno> {
@@ -415,7 +550,8 @@ impl PageModel {
             }
         }
         let vma = self.vma_at(old_addr).ok_or(Errno::EFAULT)?;
-        if old_len == 0 {
+        // Duplicating with `old_len == 0` only makes sense for a shared mapping.
+        if old_len == 0 && !vma.attr.shared {
             return Err(Errno::EINVAL);
         }
         let shrink_in_place = !fixed && old_len >= new_len;
@@ -440,7 +576,12 @@ impl PageModel {
             if new_addr < self.cfg.min_addr {
                 return Err(Errno::EPERM);
             }
-            let vma = self.vma_at(old_addr).unwrap_or(vma);
+            // Looked up again: a duplicate onto its own address has just unmapped it.
+            let vma = match self.vma_at(old_addr) {
+                Some(v) => v,
+                None if old_len == 0 => return Err(Errno::EFAULT),
+                None => vma,
+            };
             self.move_range(vma, old_addr, old_len.min(new_len), new_addr, new_len);
             return Ok(new_addr);
         }
@@ -620,8 +761,19 @@ impl Driver<'_, '_> {
         }
     }
 
+    /// Read, write, exec, and now and then a bit the kernel accepts (`PROT_SEM`),
+    /// refuses, or treats as a modifier (`PROT_GROWSDOWN`/`PROT_GROWSUP`).
     fn prot(&mut self) -> Prot {
-        Prot::from_bits_truncate(self.inp.byte() as u32)
+        let b = self.inp.byte() as u32;
+        let extra = match b >> 4 {
+            12 => PROT_SEM,
+            13 => PROT_GROWSDOWN,
+            14 => PROT_GROWSUP,
+            15 if b & 8 != 0 => PROT_GROWSDOWN | PROT_GROWSUP,
+            15 => 0x10 << (b & 7),
+            _ => 0,
+        };
+        Prot::from_bits_retain((b & 7) | extra)
     }
 
     fn check_space(&self, s: usize) {
@@ -629,7 +781,10 @@ impl Driver<'_, '_> {
         if let Err(e) = sp.mm.validate() {
             self.fail(s, &format!("validate: {e}"));
         }
-        self.check_eq(s, "vmas", sp.mm.vmas(), sp.model.vmas());
+        let want = sp.model.vmas();
+        self.check_eq(s, "vmas", sp.mm.vmas(), want.clone());
+        self.check_eq(s, "vmas_rcu", sp.mm.vmas_rcu(), want);
+        self.check_eq(s, "smaps", sp.mm.smaps(), sp.model.smaps());
     }
 
     /// Compare every read path at `addr`.
@@ -656,9 +811,16 @@ impl Driver<'_, '_> {
         let after = sp.model.vma_after(addr).map(|r| r.info());
         self.check_eq(s, "find_vma", find, after);
         for access in [Access::Read, Access::Write, Access::Exec] {
+            // x86-64: a load is allowed by any permission, a store needs write, a fetch
+            // needs exec.
+            let allowed = |p: Prot| match access {
+                Access::Read => !p.is_empty(),
+                Access::Write => p.contains(Prot::WRITE),
+                Access::Exec => p.contains(Prot::EXEC),
+            };
             let want = match want {
                 None => Err(Errno::EFAULT),
-                Some(v) if !v.prot.contains(access.needs()) => Err(Errno::EACCES),
+                Some(v) if !allowed(v.prot) => Err(Errno::EACCES),
                 Some(_) => Ok(()),
             };
             self.check_eq(s, "fault", sp.mm.fault(addr, access).map(|_| ()), want);
@@ -696,6 +858,8 @@ impl Driver<'_, '_> {
                     let b = self.inp.byte();
                     let pgoff = match b % 4 {
                         0 if !avoid("v1") => u64::MAX - (b >> 2) as u64,
+                        // Around the MAX_LFS_FILESIZE limit.
+                        1 => (1u64 << 51) - (b >> 2) as u64,
                         _ => (b >> 2) as u64,
                     };
                     Backing::File {
@@ -716,7 +880,22 @@ impl Driver<'_, '_> {
                 self.note_result(&got);
                 self.check_eq(s, "mmap", got, want);
             }
-            5..=7 => {
+            7 => {
+                let addr = self.addr(s);
+                let len = self.len();
+                let advice = if self.inp.bool() {
+                    Advice::DontFork
+                } else {
+                    Advice::DoFork
+                };
+                self.log
+                    .push(format!("[{s}] madvise({addr:#x}, {len:#x}, {advice:?})"));
+                let got = self.spaces[s].mm.madvise(addr, len, advice);
+                let want = self.spaces[s].model.madvise(addr, len, advice);
+                self.note_result(&got);
+                self.check_eq(s, "madvise", got, want);
+            }
+            5..=6 => {
                 let addr = self.addr(s);
                 let len = self.len();
                 self.log.push(format!("[{s}] munmap({addr:#x}, {len:#x})"));
@@ -765,7 +944,7 @@ impl Driver<'_, '_> {
                 self.log.push(format!("[{s}] fork (keep {keep})"));
                 let child = Space {
                     mm: self.spaces[s].mm.fork(),
-                    model: self.spaces[s].model.clone(),
+                    model: self.spaces[s].model.fork(),
                 };
                 if self.spaces.len() < 3 {
                     self.spaces.push(child);

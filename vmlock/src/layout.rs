@@ -19,16 +19,32 @@
 //! - `VM_ACCOUNT` follows the kernel's rules (private + writable + not `NORESERVE` at map
 //!   time; gained by `mprotect` to writable; dropped by `mprotect` to read-only on
 //!   anonymous memory, since it is never populated) because it decides merges.
-//! - `mremap` with `old_len == 0` (duplicate a shared mapping) is not supported: `EINVAL`.
-//! - Placement without `MAP_FIXED` is top-down below `mmap_base` only; the kernel's
-//!   bottom-up fallback above it is not modelled (`ENOMEM` instead).
+//! - Placement without `MAP_FIXED` is top-down below `mmap_base`, then bottom-up from
+//!   `min_addr` (the kernel falls back from `mmap_legacy_base`; see [`MmConfig::mmap_base`]
+//!   for why the two agree). Stack guard gaps and huge-page alignment are not modelled
+//!   (no VMA grows down, and no request is aligned to 2 MiB by the kernel unless it is an
+//!   anonymous mapping of a multiple of 2 MiB without a hint).
+//! - Only the x86-64 protection bits exist: `PROT_SEM` is accepted and ignored, other
+//!   unknown bits are `EINVAL` in `mprotect` and ignored by `mmap`; `PROT_GROWSDOWN` and
+//!   `PROT_GROWSUP` are refused as on a VMA that does not grow.
+//! - A file offset beyond the kernel's `MAX_LFS_FILESIZE` (2^63 - 1 bytes) is `EOVERFLOW`
+//!   for every file, as for the regular files and memfds the kernel test maps.
 
 use std::collections::BTreeMap;
 
 use crate::types::{
-    aligned, page_align, Backing, Errno, MapFlags, MapRequest, MmConfig, Prot, RemapFlags, VmaInfo,
-    PAGE_SHIFT, PAGE_SIZE,
+    aligned, page_align, Advice, Backing, Errno, MapFlags, MapRequest, MmConfig, Prot, RemapFlags,
+    VmFlags, VmaInfo, PAGE_SHIFT, PAGE_SIZE,
 };
+
+/// `PROT_SEM`: accepted by `mprotect` and ignored on x86-64.
+const PROT_SEM: u32 = 0x8;
+/// `PROT_GROWSDOWN`: extend an `mprotect` down to the start of a growing-down VMA.
+const PROT_GROWSDOWN: u32 = 0x0100_0000;
+/// `PROT_GROWSUP`: extend an `mprotect` up to the end of a growing-up VMA.
+const PROT_GROWSUP: u32 = 0x0200_0000;
+/// The kernel's `MAX_LFS_FILESIZE` on 64-bit: the largest file offset a mapping may reach.
+const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
 
 /// What a VMA maps (the kernel's `vm_file`, with anonymous shared memory as its own object).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -48,6 +64,8 @@ pub(crate) struct Desc {
     pub shared: bool,
     pub noreserve: bool,
     pub account: bool,
+    /// `VM_DONTCOPY` (`MADV_DONTFORK`): left out of a forked child.
+    pub dontcopy: bool,
     pub obj: Obj,
 }
 
@@ -82,6 +100,22 @@ impl Seg {
         self.end == next.start
             && self.desc == next.desc
             && self.pgoff.checked_add(self.pages()) == Some(next.pgoff)
+    }
+
+    /// The flags `/proc/self/smaps` shows for this VMA.
+    pub fn flags(&self) -> VmFlags {
+        let d = &self.desc;
+        let mut f = VmFlags::from_bits_truncate(d.prot.bits());
+        f.set(VmFlags::SHARED, d.shared);
+        f.set(VmFlags::NORESERVE, d.noreserve);
+        f.set(VmFlags::ACCOUNT, d.account);
+        f.set(VmFlags::DONTCOPY, d.dontcopy);
+        f
+    }
+
+    /// Whether a fork copies this VMA into the child.
+    pub fn copied_on_fork(&self) -> bool {
+        !self.desc.dontcopy
     }
 
     /// The public view of this VMA.
@@ -136,6 +170,8 @@ pub(crate) trait View {
     fn overlapping(&self, start: usize, end: usize) -> Vec<Seg>;
     /// The highest `s` with `[s, s + size)` unmapped and inside `[lo, hi)`.
     fn gap_rev(&self, lo: usize, hi: usize, size: usize) -> Option<usize>;
+    /// The lowest `s` with `[s, s + size)` unmapped and inside `[lo, hi)`.
+    fn gap_fwd(&self, lo: usize, hi: usize, size: usize) -> Option<usize>;
 }
 
 /// The base layout plus the changes planned so far.
@@ -259,14 +295,23 @@ fn hint_ok<V: View>(v: &V, cfg: &MmConfig, addr: usize, len: usize) -> bool {
         && v.overlapping(addr, addr + len).is_empty()
 }
 
-/// Top-down placement of `len` bytes below `mmap_base`.
+/// Placement of `len` bytes without a usable hint, like x86-64's
+/// `arch_get_unmapped_area_topdown`: the highest gap below `mmap_base`; if none fits, the
+/// kernel's bottom-up fallback (`arch_get_unmapped_area`): the lowest gap anywhere below
+/// `task_size`. `None` (`ENOMEM`) only if neither fits.
 fn place<V: View>(v: &V, cfg: &MmConfig, len: usize) -> Option<usize> {
-    let hi = cfg.mmap_base.min(cfg.task_size);
     let lo = low_limit(cfg);
-    if hi <= lo || hi - lo < len {
-        return None;
+    let fits = |hi: usize| hi > lo && hi - lo >= len;
+    let top = cfg.mmap_base.min(cfg.task_size);
+    if fits(top) {
+        if let Some(a) = v.gap_rev(lo, top, len) {
+            return Some(a);
+        }
     }
-    v.gap_rev(lo, hi, len)
+    if fits(cfg.task_size) {
+        return v.gap_fwd(lo, cfg.task_size, len);
+    }
+    None
 }
 
 /// Plan `mmap`. `shmem_id` names the hidden object if this is a shared anonymous mapping.
@@ -303,6 +348,12 @@ pub(crate) fn mmap<V: View>(v: &V, cfg: &MmConfig, req: &MapRequest, shmem_id: u
     if len > cfg.task_size {
         return Plan::err(Errno::ENOMEM);
     }
+    // The kernel passes addresses and negative error codes through one word: a fixed
+    // address in the top 4095 bytes reads as the error `-addr` (`IS_ERR_VALUE`), so
+    // `usize::MAX` is `EPERM`.
+    if fixed && addr > usize::MAX - 4095 {
+        return Plan::err(Errno(addr.wrapping_neg() as i32));
+    }
     let a = if fixed || hint_ok(v, cfg, addr, len) {
         addr
     } else {
@@ -322,6 +373,13 @@ pub(crate) fn mmap<V: View>(v: &V, cfg: &MmConfig, req: &MapRequest, shmem_id: u
     }
     if flags.contains(MapFlags::FIXED_NOREPLACE) && !v.overlapping(a, a + len).is_empty() {
         return Plan::err(Errno::EEXIST);
+    }
+    // The file's own limit (`file_mmap_ok`): the mapping may not reach past
+    // `MAX_LFS_FILESIZE`. `len <= task_size <= 2^63`, so the subtraction cannot wrap.
+    if matches!(req.backing, Backing::File { .. })
+        && file_pgoff > (MAX_LFS_FILESIZE - len as u64) >> PAGE_SHIFT
+    {
+        return Plan::err(Errno::EOVERFLOW);
     }
     let anon = req.backing == Backing::Anonymous;
     let shared = match (
@@ -344,16 +402,19 @@ pub(crate) fn mmap<V: View>(v: &V, cfg: &MmConfig, req: &MapRequest, shmem_id: u
         Backing::Anonymous => (Obj::Anon, (a >> PAGE_SHIFT) as u64),
     };
     let noreserve = flags.contains(MapFlags::NORESERVE);
-    let account = !shared && !noreserve && req.prot.contains(Prot::WRITE);
+    // Bits beyond read/write/exec mean nothing to the VMA (`calc_vm_prot_bits`).
+    let prot = req.prot & Prot::all();
+    let account = !shared && !noreserve && prot.contains(Prot::WRITE);
     let seg = Seg {
         start: a,
         end: a + len,
         pgoff,
         desc: Desc {
-            prot: req.prot,
+            prot,
             shared,
             noreserve,
             account,
+            dontcopy: false,
             obj,
         },
     };
@@ -384,6 +445,10 @@ pub(crate) fn munmap<V: View>(v: &V, cfg: &MmConfig, addr: usize, len: usize) ->
 
 /// Plan `mprotect`: applied up to the first hole, then `ENOMEM`.
 pub(crate) fn mprotect<V: View>(v: &V, addr: usize, len: usize, prot: Prot) -> Plan {
+    let grows = prot.bits() & (PROT_GROWSDOWN | PROT_GROWSUP);
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP {
+        return Plan::err(Errno::EINVAL);
+    }
     if !aligned(addr) {
         return Plan::err(Errno::EINVAL);
     }
@@ -397,13 +462,26 @@ pub(crate) fn mprotect<V: View>(v: &V, addr: usize, len: usize, prot: Prot) -> P
         Some(e) if e > addr => e,
         _ => return Plan::err(Errno::ENOMEM),
     };
-    if prot.bits() & !Prot::all().bits() != 0 {
+    // `arch_validate_prot`: read, write, exec and the ignored PROT_SEM.
+    let bits = prot.bits() & !grows;
+    if bits & !(Prot::all().bits() | PROT_SEM) != 0 {
         return Plan::err(Errno::EINVAL);
     }
+    let prot = Prot::from_bits_truncate(bits);
     let segs = v.overlapping(addr, end);
-    match segs.first() {
-        Some(s) if s.start <= addr => {}
-        _ => return Plan::err(Errno::ENOMEM),
+    let Some(first) = segs.first() else {
+        return Plan::err(Errno::ENOMEM);
+    };
+    // No VMA grows down (or up): PROT_GROWSDOWN refuses whatever it finds, PROT_GROWSUP
+    // refuses once the range starts inside a VMA.
+    if grows == PROT_GROWSDOWN {
+        return Plan::err(Errno::EINVAL);
+    }
+    if first.start > addr {
+        return Plan::err(Errno::ENOMEM);
+    }
+    if grows == PROT_GROWSUP {
+        return Plan::err(Errno::EINVAL);
     }
     let mut tmp = addr;
     let mut result = Ok(0);
@@ -443,7 +521,52 @@ pub(crate) fn mprotect<V: View>(v: &V, addr: usize, len: usize, prot: Prot) -> P
     o.finish(result)
 }
 
-/// Move `[src, src + old_len)` (inside the VMA `vma`) to `[dst, dst + new_len)`.
+/// Plan `madvise` with a fork advice: every mapped part of the range gets (or loses)
+/// `VM_DONTCOPY`, splitting and merging like `mprotect`; a hole anywhere in the range is
+/// `ENOMEM` *after* the mapped parts were changed (unlike `mprotect`, which stops at it).
+pub(crate) fn madvise<V: View>(v: &V, addr: usize, len: usize, advice: Advice) -> Plan {
+    if !aligned(addr) {
+        return Plan::err(Errno::EINVAL);
+    }
+    // A length that rounds up to 0 from near usize::MAX, or an end that wraps, is EINVAL.
+    let end = match page_align(len).and_then(|l| addr.checked_add(l)) {
+        Some(e) => e,
+        None => return Plan::err(Errno::EINVAL),
+    };
+    if end == addr {
+        return Plan {
+            changes: Vec::new(),
+            result: Ok(0),
+        };
+    }
+    let segs = v.overlapping(addr, end);
+    if segs.is_empty() {
+        return Plan::err(Errno::ENOMEM);
+    }
+    let mut covered = addr;
+    let mut hole = false;
+    for s in &segs {
+        hole |= s.start > covered;
+        covered = s.end;
+    }
+    hole |= covered < end;
+    let dontcopy = advice == Advice::DontFork;
+    let mut o = Overlay::new(v);
+    o.rewrite(addr, end, |pieces| {
+        pieces
+            .into_iter()
+            .map(|mut s| {
+                s.desc.dontcopy = dontcopy;
+                s
+            })
+            .collect()
+    });
+    o.finish(if hole { Err(Errno::ENOMEM) } else { Ok(0) })
+}
+
+/// Move `[src, src + old_len)` (inside the VMA `vma`) to `[dst, dst + new_len)`. With
+/// `old_len == 0` (only on shared mappings) the source stays: `[dst, dst + new_len)` becomes
+/// a second mapping of the same object from `src`'s offset on.
 fn move_range<V: View>(
     o: &mut Overlay<'_, V>,
     vma: Seg,
@@ -452,19 +575,21 @@ fn move_range<V: View>(
     dst: usize,
     new_len: usize,
 ) {
-    let piece = vma.clip(src, src + old_len);
-    let pgoff = match piece.desc.obj {
+    let src_pgoff = vma.pgoff + ((src - vma.start) >> PAGE_SHIFT) as u64;
+    let pgoff = match vma.desc.obj {
         Obj::Anon => (dst >> PAGE_SHIFT) as u64,
-        Obj::Shmem(_) | Obj::File(_) => piece.pgoff,
+        Obj::Shmem(_) | Obj::File(_) => src_pgoff,
     };
     let seg = Seg {
         start: dst,
         end: dst + new_len,
         pgoff,
-        desc: piece.desc,
+        desc: vma.desc,
     };
     o.rewrite(dst, dst + new_len, |_| vec![seg]);
-    o.rewrite(src, src + old_len, |_| Vec::new());
+    if old_len != 0 {
+        o.rewrite(src, src + old_len, |_| Vec::new());
+    }
 }
 
 /// Plan `mremap`, in the order of Linux 6.17+: parameter checks, then either a pure move
@@ -506,8 +631,9 @@ pub(crate) fn mremap<V: View>(
     let Some(vma) = o.vma_at(old_addr) else {
         return Plan::err(Errno::EFAULT);
     };
-    if old_len == 0 {
-        // Duplicating a shared mapping is not supported; on private ones Linux refuses too.
+    // `old_len == 0` duplicates a shared mapping (a second mapping of the same pages, the
+    // source stays); for a private one that would make unrelated memory, and Linux refuses.
+    if old_len == 0 && !vma.desc.shared {
         return Plan::err(Errno::EINVAL);
     }
     // A shrink (or no-op) in place only unmaps the tail: it may span several VMAs. Otherwise
@@ -539,7 +665,13 @@ pub(crate) fn mremap<V: View>(
         if new_addr < cfg.min_addr {
             return o.finish(Err(Errno::EPERM));
         }
-        let vma = o.vma_at(old_addr).unwrap_or(vma);
+        // The source is looked up again after the target was cleared. Only a duplicate
+        // (`old_len == 0`) onto its own address can have lost it that way.
+        let vma = match o.vma_at(old_addr) {
+            Some(v) => v,
+            None if old_len == 0 => return o.finish(Err(Errno::EFAULT)),
+            None => vma,
+        };
         move_range(
             &mut o,
             vma,
@@ -650,6 +782,9 @@ mod tests {
             Vec::new()
         }
         fn gap_rev(&self, _: usize, _: usize, _: usize) -> Option<usize> {
+            None
+        }
+        fn gap_fwd(&self, _: usize, _: usize, _: usize) -> Option<usize> {
             None
         }
     }

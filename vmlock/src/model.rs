@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::layout::{self, Plan, Seg, View};
-use crate::types::{Errno, MapRequest, MmConfig, Prot, RemapFlags, VmaInfo};
+use crate::types::{Advice, Errno, MapRequest, MmConfig, Prot, RemapFlags, VmFlags, VmaInfo};
 
 /// The reference address space; see the module docs.
 #[derive(Clone, Debug)]
@@ -57,6 +57,24 @@ impl View for BTreeMap<usize, Seg> {
             }
         }
         (size > 0 && top.saturating_sub(lo) >= size).then(|| top - size)
+    }
+
+    fn gap_fwd(&self, lo: usize, hi: usize, size: usize) -> Option<usize> {
+        if size == 0 || hi <= lo || hi - lo < size {
+            return None;
+        }
+        // Walk the VMAs from `lo` up; `bottom` starts the free run being considered.
+        let mut bottom = lo;
+        for s in self.overlapping(lo, hi) {
+            if s.start.saturating_sub(bottom) >= size {
+                return Some(bottom);
+            }
+            bottom = bottom.max(s.end);
+            if bottom >= hi {
+                return None;
+            }
+        }
+        (hi - bottom >= size).then_some(bottom)
     }
 }
 
@@ -127,9 +145,34 @@ impl Model {
         self.apply(plan)
     }
 
+    /// `madvise` with a fork advice (`ENOMEM` for a hole, after changing the rest).
+    pub fn madvise(&mut self, addr: usize, len: usize, advice: Advice) -> Result<(), Errno> {
+        let plan = layout::madvise(&self.vmas, addr, len, advice);
+        self.apply(plan).map(drop)
+    }
+
+    /// The child's address space after `fork`: every VMA but the `MADV_DONTFORK` ones.
+    pub fn fork(&self) -> Model {
+        Model {
+            cfg: self.cfg,
+            vmas: self
+                .vmas
+                .iter()
+                .filter(|(_, s)| s.copied_on_fork())
+                .map(|(&k, s)| (k, *s))
+                .collect(),
+            next_shmem: self.next_shmem,
+        }
+    }
+
     /// The listing, like `/proc/self/maps`.
     pub fn vmas(&self) -> Vec<VmaInfo> {
         self.vmas.values().map(Seg::info).collect()
+    }
+
+    /// The listing with each VMA's flags, like `/proc/self/smaps`.
+    pub fn smaps(&self) -> Vec<(VmaInfo, VmFlags)> {
+        self.vmas.values().map(|s| (s.info(), s.flags())).collect()
     }
 
     /// The VMA containing `addr`.
@@ -143,5 +186,10 @@ impl Model {
     /// The highest free start for `size` bytes in `[lo, hi)` (what top-down placement uses).
     pub fn gap_rev(&self, lo: usize, hi: usize, size: usize) -> Option<usize> {
         self.vmas.gap_rev(lo, hi, size)
+    }
+
+    /// The lowest free start for `size` bytes in `[lo, hi)` (the bottom-up fallback).
+    pub fn gap_fwd(&self, lo: usize, hi: usize, size: usize) -> Option<usize> {
+        self.vmas.gap_fwd(lo, hi, size)
     }
 }

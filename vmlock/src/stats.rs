@@ -1,14 +1,30 @@
-//! Sharded read-path counters.
+//! Read-path counters, kept per thread and summed when read.
 //!
-//! Each thread adds to one of [`SHARDS`] cache-line-padded shards (picked from the
-//! address of a thread-local), so counting on a fast path does not make one line hot for
-//! every CPU. A snapshot sums the shards (not atomic as a whole).
+//! A counter that every reader adds to is a cache line that every CPU writes, which is
+//! exactly what store-free speculation exists to avoid (the uprobe case: all threads in one
+//! VMA). So each thread counts in a block of its own: the increment is a plain load and
+//! store (no read-modify-write, no lock prefix) on a line that only this thread writes,
+//! and [`Stats::snapshot`] sums every thread's block.
+//!
+//! ```text
+//!  Mm ── Stats { id, blocks: Mutex<Vec<(thread, Box<Block>)>> }     (one block per thread
+//!                                                                     that ever counted)
+//!  thread ── CACHE: [(stats id, *const Block); 4]                    (thread-local, most
+//!                                                                     recent first)
+//! ```
+//!
+//! The fast path finds this thread's block through a small thread-local cache keyed by the
+//! `Stats`' id (ids are never reused, so an entry of a dropped `Mm` never matches again and
+//! its dangling pointer is never followed). A miss registers or finds the block under the
+//! `Stats`' mutex. Blocks live as long as their `Stats`, so the counts of threads that have
+//! exited are kept.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::thread::ThreadId;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::LockStats;
-
-/// Number of shards.
-const SHARDS: usize = 16;
 
 /// What to count.
 #[derive(Clone, Copy, Debug)]
@@ -20,51 +36,124 @@ pub(crate) enum Counter {
     Fallback,
     SpecOk,
     SpecFailed,
+    ListStep,
+    ListRetry,
+    ListFallback,
+    ListRewind,
 }
 
-const COUNTERS: usize = 7;
+const COUNTERS: usize = 11;
 
+/// One thread's counters for one `Stats`.
 #[repr(align(128))] // two cache lines: no false sharing even with adjacent-line prefetch
-#[derive(Default)]
-struct Shard {
+struct Block {
     c: [AtomicU64; COUNTERS],
 }
 
-/// The counters of one `Mm`.
-pub(crate) struct Stats {
-    shards: Box<[Shard]>,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+impl Block {
+    fn new() -> Self {
+        Block {
+            c: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
 
+/// Entries of the thread-local cache.
+const CACHED: usize = 4;
+
 thread_local! {
-    static KEY: u8 = const { 0 };
+    /// (stats id, that thread's block), most recently used first; id 0 = empty.
+    static CACHE: [Cell<(usize, *const Block)>; CACHED] =
+        const { [const { Cell::new((0, std::ptr::null())) }; CACHED] };
 }
 
-fn shard_index() -> usize {
-    // Thread-locals of different threads live at different addresses; mix the bits.
-    let addr = KEY.with(|k| k as *const u8 as usize);
-    (addr >> 6 ^ addr >> 12 ^ addr >> 20) % SHARDS
+/// The counters of one `Mm`.
+pub(crate) struct Stats {
+    id: usize,
+    /// Every thread's block. A block is only freed with the `Stats` (boxed: its address is
+    /// what thread-local caches hold).
+    blocks: Mutex<Vec<(ThreadId, Box<Block>)>>,
 }
 
 impl Stats {
+    /// Counters identified by `id`, which must be non-zero and never used by another
+    /// `Stats` of this process (the owning `Mm`'s id).
+    pub(crate) fn new(id: usize) -> Self {
+        assert_ne!(id, 0, "Stats id 0 marks an empty cache entry");
+        Stats {
+            id,
+            blocks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Count one event in this thread's block.
+    #[inline]
     pub(crate) fn add(&self, c: Counter) {
-        // Relaxed: a statistic; nothing is ordered by it.
-        self.shards[shard_index()].c[c as usize].fetch_add(1, Ordering::Relaxed);
+        let block = match CACHE.try_with(|cache| cache[0].get()) {
+            Ok((id, b)) if id == self.id => b,
+            _ => self.block_slow(),
+        };
+        // SAFETY: the block belongs to this `Stats` (matching id; ids are unique) and lives
+        // until the `Stats` is dropped, which cannot happen during this `&self` call.
+        let counter = unsafe { &(*block).c[c as usize] };
+        // Relaxed load and store, no read-modify-write: only this thread writes its block,
+        // so no increment is lost; readers sum with Relaxed loads (a statistic, nothing is
+        // ordered by it).
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// This thread's block, found in the cache's other entries or registered; moved to the
+    /// front of the cache.
+    #[cold]
+    fn block_slow(&self) -> *const Block {
+        let cached = CACHE
+            .try_with(|cache| {
+                cache
+                    .iter()
+                    .map(Cell::get)
+                    .find(|&(id, _)| id == self.id)
+                    .map(|(_, b)| b)
+            })
+            .ok()
+            .flatten();
+        let block = match cached {
+            Some(b) => b,
+            None => {
+                let me = std::thread::current().id();
+                let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+                match blocks.iter().find(|(t, _)| *t == me) {
+                    Some((_, b)) => &**b as *const Block,
+                    None => {
+                        let b = Box::new(Block::new());
+                        let p = &*b as *const Block;
+                        blocks.push((me, b));
+                        p
+                    }
+                }
+            }
+        };
+        // Most recently used first; the last entry falls out. If the thread-local is gone
+        // (thread exit), the next call takes this path again.
+        let _ = CACHE.try_with(|cache| {
+            let mut carry = (self.id, block);
+            for slot in cache.iter() {
+                let old = slot.replace(carry);
+                if old.0 == self.id {
+                    break;
+                }
+                carry = old;
+            }
+        });
+        block
     }
 
     pub(crate) fn snapshot(&self) -> LockStats {
-        let sum = |c: Counter| {
+        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let sum = |c: Counter| -> u64 {
             // Relaxed: a statistic snapshot.
-            self.shards
+            blocks
                 .iter()
-                .map(|s| s.c[c as usize].load(Ordering::Relaxed))
+                .map(|(_, b)| b.c[c as usize].load(Ordering::Relaxed))
                 .sum()
         };
         LockStats {
@@ -75,6 +164,50 @@ impl Stats {
             fallback: sum(Counter::Fallback),
             spec_ok: sum(Counter::SpecOk),
             spec_failed: sum(Counter::SpecFailed),
+            list_steps: sum(Counter::ListStep),
+            list_retry: sum(Counter::ListRetry),
+            list_fallback: sum(Counter::ListFallback),
+            list_rewind: sum(Counter::ListRewind),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_thread_and_sums() {
+        // Ids far above any `Mm` id this test binary makes.
+        let next = std::sync::Mutex::new(1usize << 40);
+        let fresh = || {
+            let mut n = next.lock().unwrap();
+            *n += 1;
+            Stats::new(*n)
+        };
+        let a = fresh();
+        let b = fresh();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..1000 {
+                        a.add(Counter::SpecOk);
+                        // Alternate between more `Stats` than the cache holds.
+                        if i % 3 == 0 {
+                            b.add(Counter::Fallback);
+                            for _ in 0..CACHED {
+                                fresh().add(Counter::Miss);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        a.add(Counter::Abort);
+        let sa = a.snapshot();
+        assert_eq!((sa.spec_ok, sa.abort, sa.fallback), (4000, 1, 0));
+        assert_eq!(b.snapshot().fallback, 4 * 334);
+        // One block per thread that counted (the main thread's block for `abort`).
+        assert_eq!(a.blocks.lock().unwrap().len(), 5);
     }
 }

@@ -8,9 +8,11 @@
 //!   User-space addresses are below `2^63`, i.e. at most `Value::MAX`, so the address is
 //!   stored unchanged.
 //! - Cache memory is handed back to the allocator only after a grace period of the
-//!   cache's domain ([`TypeStableCache::shrink`]). Every accessor below holds a guard of
-//!   that domain, so a `&Vma` obtained through it points at a live `Vma` for the guard's
-//!   lifetime, although possibly one that was freed and reused meanwhile (readers validate).
+//!   cache's domain ([`TypeStableCache::shrink`]). The cache and every tree reclaim through
+//!   the same process-wide domain ([`VmDomain`]), so the tree guard that every accessor
+//!   below holds is also a guard of the cache's domain: a `&Vma` obtained through it points
+//!   at a live `Vma` for the guard's lifetime, although possibly one that was freed and
+//!   reused meanwhile (readers validate).
 //! - A VMA is given back to the cache only after it left its tree and was detached
 //!   (refcount 0, which also means no [`VmaRef`] to it exists).
 
@@ -20,14 +22,17 @@ use std::ptr::NonNull;
 use std::sync::LazyLock;
 
 use maple::{MapleTree, Value};
-use rcu::{SeizeGuard, TypeStableCache};
+use rcu::TypeStableCache;
 
+use crate::domain::VmDomain;
 use crate::layout::Seg;
 use crate::refcount::Refused;
 use crate::vma::Vma;
 
-/// The process-wide VMA cache (the kernel's `vm_area_cachep`).
-static VMA_CACHE: LazyLock<TypeStableCache<Vma>> = LazyLock::new(|| TypeStableCache::new(Vma::new));
+/// The process-wide VMA cache (the kernel's `vm_area_cachep`), reclaiming through the same
+/// domain as the trees.
+static VMA_CACHE: LazyLock<TypeStableCache<Vma, VmDomain>> =
+    LazyLock::new(|| TypeStableCache::with_domain(Vma::new, VmDomain));
 
 /// Hand the memory of every free VMA back to the allocator after a grace period.
 pub(crate) fn shrink_cache() -> usize {
@@ -85,19 +90,17 @@ unsafe impl Sync for VmaRef<'_> {}
 
 /// The tree of one address space.
 pub(crate) struct VmaTree {
-    tree: MapleTree<Value>,
+    tree: MapleTree<Value, VmDomain>,
 }
 
-/// A read section over the tree and the VMA cache.
+/// A read section over the tree and (same domain) the VMA cache: one section.
 pub(crate) struct VmaRead<'t> {
-    g: maple::ReadGuard<'t, Value>,
-    _cache: SeizeGuard<'static>,
+    g: maple::ReadGuard<'t, Value, VmDomain>,
 }
 
-/// The tree's writer (also a read section).
+/// The tree's writer (also a read section of the tree's and the cache's domain).
 pub(crate) struct VmaWrite<'t> {
-    g: maple::WriteGuard<'t, Value>,
-    _cache: SeizeGuard<'static>,
+    g: maple::WriteGuard<'t, Value, VmDomain>,
 }
 
 /// The pointer a tree entry stands for.
@@ -119,7 +122,8 @@ fn entry_ptr(v: Value) -> NonNull<Vma> {
 /// Turn an entry into the VMA it names, for as long as the section `_s` lives.
 fn entry<S>(v: Value, _s: &S) -> &Vma {
     // SAFETY: by the module invariants `v` is the address of a cache VMA, and the caller's
-    // section holds a cache guard, so the memory is a live `Vma` while that borrow lasts.
+    // section is a guard of the cache's domain, so the memory is a live `Vma` while that
+    // borrow lasts.
     unsafe { entry_ptr(v).as_ref() }
 }
 
@@ -136,8 +140,8 @@ pub(crate) struct Entry<'s> {
 impl Deref for Entry<'_> {
     type Target = Vma;
     fn deref(&self) -> &Vma {
-        // SAFETY: a cache VMA named by a tree entry, and the section `'s` that found it
-        // holds a cache guard, so the memory is a live `Vma` while `'s` lasts.
+        // SAFETY: a cache VMA named by a tree entry, and the section `'s` that found it is a
+        // guard of the cache's domain, so the memory is a live `Vma` while `'s` lasts.
         unsafe { self.ptr.as_ref() }
     }
 }
@@ -145,7 +149,7 @@ impl Deref for Entry<'_> {
 impl VmaTree {
     pub(crate) fn new() -> VmaTree {
         VmaTree {
-            tree: MapleTree::new_alloc(),
+            tree: MapleTree::alloc_with_domain(VmDomain),
         }
     }
 
@@ -153,16 +157,16 @@ impl VmaTree {
         self.tree.len()
     }
 
+    /// Enter one read section (of the tree's domain, which is also the cache's).
+    #[inline]
     pub(crate) fn read(&self) -> VmaRead<'_> {
         VmaRead {
-            _cache: VMA_CACHE.enter(),
             g: self.tree.read(),
         }
     }
 
     pub(crate) fn write(&self) -> VmaWrite<'_> {
         VmaWrite {
-            _cache: VMA_CACHE.enter(),
             g: self.tree.lock(),
         }
     }
@@ -220,9 +224,26 @@ impl<'t> VmaRead<'t> {
         self.g.find(addr..).map(|(_, v)| entry(v, self))
     }
 
+    /// The entry range containing `addr` and its VMA, or the maximal empty range around it
+    /// (one point walk, like `mas_walk`).
+    pub(crate) fn walk(&self, addr: usize) -> (RangeInclusive<usize>, Option<&Vma>) {
+        let (r, v) = self.g.walk(addr);
+        (r, v.map(|v| entry(v, self)))
+    }
+
     /// The VMAs whose entries overlap `r`, in order, with their entry ranges.
     pub(crate) fn range(&self, r: RangeInclusive<usize>) -> Vec<(RangeInclusive<usize>, &Vma)> {
         self.g.range(r).map(|(r, v)| (r, entry(v, self))).collect()
+    }
+
+    /// Up to `max` VMAs in order from the one containing (or first after) `from`, in one
+    /// pass of the tree's iterator. Exact only if no store runs meanwhile: callers validate.
+    pub(crate) fn scan(&self, from: usize, max: usize) -> Vec<&Vma> {
+        self.g
+            .range(from..)
+            .take(max)
+            .map(|(_, v)| entry(v, self))
+            .collect()
     }
 
     /// Every VMA in order.
@@ -259,6 +280,11 @@ impl VmaWrite<'_> {
                 (r, e)
             })
             .collect()
+    }
+
+    /// Lowest start of a free run of `size` inside `window`.
+    pub(crate) fn empty_area(&self, window: RangeInclusive<usize>, size: usize) -> Option<usize> {
+        self.g.empty_area(window, size).ok()
     }
 
     /// Highest start of a free run of `size` inside `window`.

@@ -195,13 +195,105 @@ pub enum Access {
 }
 
 impl Access {
-    /// The protection bit this access needs.
+    /// The protection bit that grants this access on its own (`READ`, `WRITE`, `EXEC`).
+    /// On x86-64 a load is also allowed by the other two bits; see [`allowed_by`](Self::allowed_by).
     pub fn needs(self) -> Prot {
         match self {
             Access::Read => Prot::READ,
             Access::Write => Prot::WRITE,
             Access::Exec => Prot::EXEC,
         }
+    }
+
+    /// Whether a mapping with protection `prot` allows this access, as on x86-64 Linux:
+    /// a store needs `WRITE`; an instruction fetch needs `EXEC` (NX); a load is allowed by
+    /// any of `READ`, `WRITE` or `EXEC` (the page tables have no write-only or
+    /// execute-only pages). `tests/kernel_fault.rs` checks every combination against the
+    /// machine's kernel.
+    ///
+    /// (A CPU with protection keys lets the kernel make `PROT_EXEC`-only mappings
+    /// execute-only, so loads fault there; that variant is not modelled.)
+    ///
+    /// ```
+    /// use vmlock::{Access, Prot};
+    /// assert!(Access::Read.allowed_by(Prot::WRITE));
+    /// assert!(Access::Read.allowed_by(Prot::EXEC));
+    /// assert!(!Access::Exec.allowed_by(Prot::READ | Prot::WRITE));
+    /// assert!(!Access::Write.allowed_by(Prot::READ | Prot::EXEC));
+    /// assert!(!Access::Read.allowed_by(Prot::NONE));
+    /// ```
+    pub fn allowed_by(self, prot: Prot) -> bool {
+        match self {
+            Access::Read => prot.intersects(Prot::READ | Prot::WRITE | Prot::EXEC),
+            Access::Write => prot.contains(Prot::WRITE),
+            Access::Exec => prot.contains(Prot::EXEC),
+        }
+    }
+}
+
+/// Advice for [`Mm::madvise`](crate::Mm::madvise): the fork-related `MADV_*` values.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Advice {
+    /// `MADV_DONTFORK`: the range is not copied into a child by [`Mm::fork`](crate::Mm::fork)
+    /// (the kernel's `VM_DONTCOPY`; `dc` in `/proc/self/smaps`).
+    DontFork,
+    /// `MADV_DOFORK`: undo `DontFork`.
+    DoFork,
+}
+
+impl Advice {
+    /// The Linux `MADV_*` number (`MADV_DONTFORK` = 10, `MADV_DOFORK` = 11).
+    pub fn raw(self) -> i32 {
+        match self {
+            Advice::DontFork => 10,
+            Advice::DoFork => 11,
+        }
+    }
+}
+
+bitflags::bitflags! {
+    /// The VMA flags that decide merging and forking, as the `VmFlags` line of
+    /// `/proc/self/smaps` names them (see [`Mm::smaps`](crate::Mm::smaps)).
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+    pub struct VmFlags: u32 {
+        /// `rd`: readable.
+        const READ = 1;
+        /// `wr`: writable.
+        const WRITE = 2;
+        /// `ex`: executable.
+        const EXEC = 4;
+        /// `sh`: shared (`VM_SHARED`).
+        const SHARED = 1 << 3;
+        /// `nr`: no swap space reserved (`VM_NORESERVE`).
+        const NORESERVE = 1 << 4;
+        /// `ac`: accountable (`VM_ACCOUNT`: private, writable, charged).
+        const ACCOUNT = 1 << 5;
+        /// `dc`: not copied on fork (`VM_DONTCOPY`, set by `MADV_DONTFORK`).
+        const DONTCOPY = 1 << 6;
+    }
+}
+
+impl VmFlags {
+    /// The flags as `/proc/self/smaps` spells them, in its order (`rd wr ex sh ... nr ... ac dc`).
+    ///
+    /// ```
+    /// use vmlock::VmFlags;
+    /// assert_eq!((VmFlags::READ | VmFlags::DONTCOPY | VmFlags::ACCOUNT).smaps_names(), ["rd", "ac", "dc"]);
+    /// ```
+    pub fn smaps_names(self) -> Vec<&'static str> {
+        [
+            (VmFlags::READ, "rd"),
+            (VmFlags::WRITE, "wr"),
+            (VmFlags::EXEC, "ex"),
+            (VmFlags::SHARED, "sh"),
+            (VmFlags::NORESERVE, "nr"),
+            (VmFlags::ACCOUNT, "ac"),
+            (VmFlags::DONTCOPY, "dc"),
+        ]
+        .into_iter()
+        .filter(|(f, _)| self.contains(*f))
+        .map(|(_, n)| n)
+        .collect()
     }
 }
 
@@ -214,7 +306,8 @@ pub enum FaultPath {
     MmapLock,
 }
 
-/// Counters of the read paths (monotonic, relaxed; a snapshot is not atomic as a whole).
+/// Counters of the read paths: monotonic, kept per thread and summed when read (a snapshot
+/// is not atomic as a whole; counts of threads still running may be a little behind).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct LockStats {
     /// `lock_vma_under_rcu` returned a locked VMA.
@@ -231,12 +324,55 @@ pub struct LockStats {
     pub spec_ok: u64,
     /// Store-free speculation returned `Retry`.
     pub spec_failed: u64,
+    /// Steps of [`Mm::vmas_rcu`](crate::Mm::vmas_rcu) listings (one per VMA listed, plus
+    /// one for the end), however they were taken.
+    pub list_steps: u64,
+    /// Listing attempts that were not sure of their answer (a writer was active, the VMA
+    /// was write-locked or detached, or the gap before it could not be confirmed) and
+    /// looked again.
+    pub list_retry: u64,
+    /// Listing steps that fell back to the `mmap_lock`.
+    pub list_fallback: u64,
+    /// Times a listing dropped VMAs it had already listed because a writer had merged them
+    /// with what came next.
+    pub list_rewind: u64,
+}
+
+impl core::ops::Sub for LockStats {
+    type Output = LockStats;
+
+    /// Counter differences, `self - earlier` (saturating at 0, since snapshots of running
+    /// threads are not atomic as a whole).
+    ///
+    /// ```
+    /// use vmlock::LockStats;
+    /// let a = LockStats { spec_ok: 5, ..LockStats::default() };
+    /// let b = LockStats { spec_ok: 7, list_steps: 2, ..LockStats::default() };
+    /// assert_eq!((b - a).spec_ok, 2);
+    /// assert_eq!((b - a).list_steps, 2);
+    /// ```
+    fn sub(self, earlier: LockStats) -> LockStats {
+        LockStats {
+            success: self.success.saturating_sub(earlier.success),
+            abort: self.abort.saturating_sub(earlier.abort),
+            miss: self.miss.saturating_sub(earlier.miss),
+            retry: self.retry.saturating_sub(earlier.retry),
+            fallback: self.fallback.saturating_sub(earlier.fallback),
+            spec_ok: self.spec_ok.saturating_sub(earlier.spec_ok),
+            spec_failed: self.spec_failed.saturating_sub(earlier.spec_failed),
+            list_steps: self.list_steps.saturating_sub(earlier.list_steps),
+            list_retry: self.list_retry.saturating_sub(earlier.list_retry),
+            list_fallback: self.list_fallback.saturating_sub(earlier.list_fallback),
+            list_rewind: self.list_rewind.saturating_sub(earlier.list_rewind),
+        }
+    }
 }
 
 /// The shape of an address space.
 ///
-/// `mmap` without `FIXED` places top-down in `[min_addr, mmap_base)`; every mapping must lie
-/// inside `[0, task_size)`; a fixed mapping below `min_addr` is `EPERM`.
+/// `mmap` without `FIXED` places top-down in `[min_addr, mmap_base)` and, when nothing fits
+/// there, bottom-up in `[min_addr, task_size)` (the kernel's fallback); every mapping must
+/// lie inside `[0, task_size)`; a fixed mapping below `min_addr` is `EPERM`.
 ///
 /// A usable shape has `mmap_base` and `task_size` page-aligned and
 /// `min_addr <= mmap_base <= task_size <= 2^63`; [`Mm::new`](crate::Mm::new) panics on
@@ -245,7 +381,10 @@ pub struct LockStats {
 pub struct MmConfig {
     /// Lowest address a mapping may use (Linux `vm.mmap_min_addr`).
     pub min_addr: usize,
-    /// Top of the top-down placement area (exclusive).
+    /// Top of the top-down placement area (exclusive). The bottom-up fallback searches
+    /// upward from `min_addr` (the kernel starts at its `mmap_legacy_base`, a third of the
+    /// way up; since it only falls back when no gap below `mmap_base` fits, both find the
+    /// same address unless a request is larger than two thirds of the address space).
     pub mmap_base: usize,
     /// End of the user address space (exclusive), Linux `TASK_SIZE`.
     pub task_size: usize,

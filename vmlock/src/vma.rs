@@ -71,10 +71,12 @@ const _: () = assert!(core::mem::size_of::<Vma>() == 256 && core::mem::align_of:
 // The hot fields fit in the first line.
 const _: () = assert!(core::mem::size_of::<AtomicUsize>() * 7 <= 64);
 
-const KIND_SHIFT: u32 = 6;
+// `flags` layout: bits 0-2 protection, then the flag bits below, then the object kind.
 const SHARED: usize = 1 << 3;
 const NORESERVE: usize = 1 << 4;
 const ACCOUNT: usize = 1 << 5;
+const DONTCOPY: usize = 1 << 6;
+const KIND_SHIFT: u32 = 8;
 
 fn pack(d: &Desc) -> (usize, u64) {
     let (kind, id) = match d.obj {
@@ -92,6 +94,9 @@ fn pack(d: &Desc) -> (usize, u64) {
     if d.account {
         f |= ACCOUNT;
     }
+    if d.dontcopy {
+        f |= DONTCOPY;
+    }
     (f, id)
 }
 
@@ -106,6 +111,7 @@ fn unpack(f: usize, id: u64) -> Desc {
         shared: f & SHARED != 0,
         noreserve: f & NORESERVE != 0,
         account: f & ACCOUNT != 0,
+        dontcopy: f & DONTCOPY != 0,
         obj,
     }
 }
@@ -243,6 +249,7 @@ impl Vma {
             shared: false,
             noreserve: false,
             account: false,
+            dontcopy: false,
             obj: Obj::Anon,
         };
         let seg = Seg {
@@ -264,6 +271,7 @@ impl Vma {
             shared: false,
             noreserve: false,
             account: false,
+            dontcopy: false,
             obj: Obj::Anon,
         });
         // Relaxed: write-locked; readers validate with a reference or a sequence count.

@@ -157,13 +157,39 @@ fn placement_is_top_down_below_mmap_base() {
         ..req
     };
     assert_eq!(mm.mmap(&hint), Ok(0x10_0000));
-    // No room left of that size: ENOMEM.
+    // No room of that size below mmap_base: the kernel's bottom-up fallback, from the
+    // bottom of the space upward, finds the lowest fit (here right at mmap_base).
     let big = MapRequest {
         len: 0x10_0000,
         ..req
     };
-    assert_eq!(mm.mmap(&big), Err(Errno::ENOMEM));
+    assert_eq!(mm.mmap(&big), Ok(0x20_0000));
+    // A gap that straddles mmap_base is not top-down territory but is bottom-up's.
+    let fresh = Mm::new(cfg);
+    let below = 0x20_0000 - 4 * PAGE - 0x10_0000;
+    fresh
+        .mmap(&anon(0x10_0000, below / PAGE, Prot::READ))
+        .unwrap();
+    let straddle = MapRequest {
+        len: 8 * PAGE,
+        ..req
+    };
+    assert_eq!(fresh.mmap(&straddle), Ok(0x20_0000 - 4 * PAGE));
+    // A hint that does not fit falls back the same way.
+    let hinted = MapRequest {
+        addr: Some(0x10_0000),
+        ..straddle
+    };
+    assert_eq!(fresh.mmap(&hinted), Ok(0x20_0000 + 4 * PAGE));
+    fresh.validate().unwrap();
+    // Only a request that fits nowhere below task_size is ENOMEM.
+    let huge = MapRequest {
+        len: cfg.task_size - 0x10_0000,
+        ..req
+    };
+    assert_eq!(mm.mmap(&huge), Err(Errno::ENOMEM));
     assert_eq!(Errno::ENOMEM.to_string(), "ENOMEM (12)");
+    mm.validate().unwrap();
 }
 
 /// Extreme arguments never panic and `Mm` agrees with the model on every one of them.
@@ -252,38 +278,40 @@ fn extreme_inputs_agree_with_model_and_never_panic() {
     mm.validate().unwrap();
 }
 
-/// Fuzz finding V1: growing a file mapping whose page offset would wrap past `u64::MAX` is
-/// `EINVAL` (Linux's `resize_is_valid`), in place and with `MAYMOVE`; the mapping is untouched.
+/// Fuzz finding V1, revisited: a file mapping whose page offset would wrap `u64::MAX` used
+/// to be accepted (and then growing it was `EINVAL`). Linux refuses any file mapping that
+/// reaches past `MAX_LFS_FILESIZE` (2^63 - 1 bytes) with `EOVERFLOW` (`file_mmap_ok`), so
+/// such a mapping cannot exist; the last page below the limit can be mapped, and `mremap`
+/// (which only checks for wrap-around) may grow it past the limit.
 #[test]
-fn mremap_growth_that_wraps_the_file_offset_is_einval() {
+fn file_offsets_past_max_lfs_filesize_are_eoverflow() {
     let mm = Mm::new(MmConfig {
         min_addr: 0x10000,
         mmap_base: 0x100000,
         task_size: 0x140000,
     });
-    let req = MapRequest {
+    let at = |pgoff: u64, len: usize| MapRequest {
         addr: Some(0x10000),
-        len: 4096,
+        len,
         prot: Prot::READ,
         flags: MapFlags::PRIVATE | MapFlags::FIXED,
         backing: Backing::File {
             file: FileId(1),
-            pgoff: u64::MAX - 1,
+            pgoff,
         },
     };
-    assert_eq!(mm.mmap(&req), Ok(0x10000));
-    let before = mm.vmas();
+    let last = (1u64 << 51) - 1; // the page ending at 2^63 bytes, one byte past the limit
+    assert_eq!(mm.mmap(&at(u64::MAX - 1, 4096)), Err(Errno::EOVERFLOW));
+    assert_eq!(mm.mmap(&at(last, 4096)), Err(Errno::EOVERFLOW));
+    assert_eq!(mm.mmap(&at(last - 1, 2 * 4096)), Err(Errno::EOVERFLOW));
+    assert!(mm.vmas().is_empty());
+    assert_eq!(mm.mmap(&at(last - 1, 4096)), Ok(0x10000));
     assert_eq!(
         mm.mremap(0x10000, 4096, 3 * 4096, RemapFlags::empty(), None),
-        Err(Errno::EINVAL)
+        Ok(0x10000)
     );
-    assert_eq!(
-        mm.mremap(0x10000, 4096, 3 * 4096, RemapFlags::MAYMOVE, None),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(mm.vmas(), before);
-    // Shrinking never wraps, and unmapping the page afterwards must not overflow.
-    assert_eq!(mm.munmap(0x10000, 2 * 4096), Ok(()));
+    assert_eq!(mm.vmas()[0].end, 0x10000 + 3 * 4096);
+    assert_eq!(mm.munmap(0x10000, 3 * 4096), Ok(()));
     assert!(mm.vmas().is_empty());
 }
 

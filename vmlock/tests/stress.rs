@@ -4,7 +4,9 @@
 //! freed by one are reused by the other while readers of the first still look at them.
 //! Every writer also runs its operations on a [`Model`] and compares results and listings.
 //! Readers check, as they go, that every VMA they get contains their address and, while
-//! holding a per-VMA read lock, that speculation agrees with it (or retries). At the end
+//! holding a per-VMA read lock, that speculation agrees with it (or retries); now and then
+//! they list the whole space without the `mmap_lock` (`vmas_rcu`), which must be sorted and
+//! without overlap. At the end
 //! every VMA a reader saw must be one that its own address space's writer produced (a
 //! listing entry after some operation): never a freed VMA, never another space's VMA,
 //! never a half-updated one.
@@ -118,7 +120,16 @@ fn reader(sp: &Space, seed: u64, stop: &AtomicBool) -> (Vec<VmaInfo>, usize) {
     while !stop.load(Ordering::Relaxed) {
         let addr = sp.base + rng.below(NP * PAGE);
         n += 1;
-        match rng.below(4) {
+        match rng.below(5) {
+            4 => {
+                // The lock-free listing: sorted, no overlap, only VMAs the writer produced
+                // (checked at the end like every VMA seen).
+                let list = sp.mm.vmas_rcu();
+                for w in list.windows(2) {
+                    assert!(w[0].end <= w[1].start, "listing overlaps: {list:x?}");
+                }
+                seen.extend(list);
+            }
             0 => {
                 if let Some(g) = sp.mm.lock_vma_under_rcu(addr) {
                     let info = g.info();

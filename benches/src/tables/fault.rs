@@ -638,15 +638,7 @@ impl Path {
 
 /// Counter differences `after - before`.
 pub fn stats_delta(before: LockStats, after: LockStats) -> LockStats {
-    LockStats {
-        success: after.success - before.success,
-        abort: after.abort - before.abort,
-        miss: after.miss - before.miss,
-        retry: after.retry - before.retry,
-        fallback: after.fallback - before.fallback,
-        spec_ok: after.spec_ok - before.spec_ok,
-        spec_failed: after.spec_failed - before.spec_failed,
-    }
+    after - before
 }
 
 /// Results of one path in one setting.

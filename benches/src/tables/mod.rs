@@ -15,6 +15,7 @@ pub mod fault;
 pub mod fork;
 pub mod gap;
 pub mod hot_vma;
+pub mod listing;
 pub mod lookup;
 pub mod memory;
 pub mod reclaim;
@@ -156,6 +157,7 @@ pub const TABLES: &[TableDef] = &[
     fault::DEF,
     hot_vma::DEF,
     fork::DEF,
+    listing::DEF,
 ];
 
 /// Find a table by name.
