@@ -5,6 +5,9 @@
 //! (default 2000); the concurrent targets (`maple_rcu`, `vmlock_rcu`, each input a writer
 //! and one or two reader threads) run a quarter of that.
 //!
+//! `FUZZ_REPLAY_ONLY=<target>,...` limits every test here to the named targets (e.g. the
+//! concurrent ones under ThreadSanitizer, `.ci/tsan`).
+//!
 //! `regressions/pending/<target>/` holds minimised inputs of bugs found in code this crate
 //! does not own and not fixed yet: they are *not* replayed by default (CI stays green), but
 //! `cargo test -- --ignored pending` runs each one and says which still fail.
@@ -26,6 +29,21 @@ const TARGETS: &[(&str, Target)] = &[
 
 /// The concurrent targets (fewer seeded inputs: each one starts threads).
 const CONCURRENT: &[&str] = &["maple_rcu", "vmlock_rcu"];
+
+/// The targets to replay: all, or those named in `FUZZ_REPLAY_ONLY`.
+fn targets() -> Vec<(&'static str, Target)> {
+    let only = std::env::var("FUZZ_REPLAY_ONLY").unwrap_or_default();
+    let only: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    TARGETS
+        .iter()
+        .copied()
+        .filter(|(name, _)| only.is_empty() || only.contains(name))
+        .collect()
+}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -52,7 +70,7 @@ fn replay_dir(kind: &str, name: &str, run: Target) -> usize {
 
 #[test]
 fn corpus() {
-    for &(name, run) in TARGETS {
+    for (name, run) in targets() {
         let n = replay_dir("corpus", name, run);
         eprintln!("{name}: {n} corpus inputs");
     }
@@ -60,7 +78,7 @@ fn corpus() {
 
 #[test]
 fn regressions() {
-    for &(name, run) in TARGETS {
+    for (name, run) in targets() {
         let n = replay_dir("regressions", name, run);
         eprintln!("{name}: {n} regression inputs");
     }
@@ -72,7 +90,8 @@ fn seeded_random() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    for (t, &(name, run)) in TARGETS.iter().enumerate() {
+    for (name, run) in targets() {
+        let t = TARGETS.iter().position(|x| x.0 == name).unwrap_or(0);
         let mut rng = SplitMix64(0x6d61_706c_6500 + t as u64);
         let n = if CONCURRENT.contains(&name) { n / 4 } else { n };
         for i in 0..n {
@@ -113,7 +132,7 @@ fn pending() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut fixed = Vec::new();
-    for &(name, run) in TARGETS {
+    for (name, run) in targets() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("regressions/pending")
             .join(name);
