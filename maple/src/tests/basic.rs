@@ -201,7 +201,6 @@ fn ascending_and_kinds() {
 /// The `&mut self` paths (in-place slot stores and appends, direct frees, in-place gap
 /// fixes) against the model.
 fn random_ops_mut(alloc: bool, seed: u64, ops: usize, span: u64) {
-    let ops = if cfg!(miri) { ops / 4 } else { ops }; // Miri: a hundred operations
     let mut t: MapleTree<Value> = if alloc {
         MapleTree::new_alloc()
     } else {
