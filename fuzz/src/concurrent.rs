@@ -391,9 +391,9 @@ impl Drop for Canary {
     }
 }
 
-/// Run statistics of the concurrent targets (whole process), for the campaign records:
-/// how often a reader result came from a window of more than one version, i.e. a read
-/// really overlapped a writer change.
+/// Run statistics of the concurrent targets (whole process): how many reader observations
+/// were checked, and how many of them really overlapped a writer change (the version count
+/// moved while the read ran), which proves the race window was hit.
 #[derive(Debug, Default)]
 pub struct RaceStats {
     /// Reader observations checked.
@@ -412,8 +412,7 @@ pub static RACE_STATS: RaceStats = RaceStats {
 /// prove the race window was hit).
 pub static OVERLAP_SEEN: AtomicBool = AtomicBool::new(false);
 
-/// Record one checked observation with version window `[lo, hi]` whose reads saw the
-/// counter move (`moved`).
+/// Record one checked observation; `moved`: the version count changed while it ran.
 pub fn count_observation(moved: bool) {
     RACE_STATS.observations.fetch_add(1, Ordering::Relaxed);
     if moved {

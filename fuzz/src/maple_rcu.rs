@@ -600,6 +600,8 @@ struct Obs {
     at: (usize, usize),
     lo: u64,
     hi: u64,
+    /// The version count moved while the read ran: it really overlapped a writer change.
+    moved: bool,
     what: What,
 }
 
@@ -645,6 +647,7 @@ fn id_of(c: &Canary, at: (usize, usize), v: u64, obs: &mut Vec<Obs>) -> u64 {
                 at,
                 lo: v,
                 hi: v,
+                moved: false,
                 what: What::Dead {
                     msg: format!("read: {msg}"),
                 },
@@ -792,6 +795,7 @@ struct ItRun<'g, 't, D: Domain> {
     items: Vec<(bool, RangeInclusive<usize>, u64)>,
     lo: u64,
     hi: u64,
+    moved: bool,
     at: (usize, usize),
     complete: bool,
 }
@@ -802,6 +806,7 @@ impl<D: Domain> ItRun<'_, '_, D> {
             at: self.at,
             lo: self.lo,
             hi: self.hi,
+            moved: self.moved,
             what: What::Iter {
                 span: self.span,
                 items: self.items,
@@ -899,6 +904,7 @@ fn run_reader<D: Domain>(
                         items: Vec::new(),
                         lo: v0,
                         hi: v0 + extra,
+                        moved: false,
                         at,
                         complete: false,
                     });
@@ -931,7 +937,9 @@ fn run_reader<D: Domain>(
                         }
                         s += 1;
                     }
-                    run.hi = shared.now() + extra;
+                    let now = shared.now();
+                    run.hi = now + extra;
+                    run.moved = now > run.lo;
                     if run.complete {
                         if let Some(done) = iter.take() {
                             obs.push(done.into_obs());
@@ -945,6 +953,7 @@ fn run_reader<D: Domain>(
                 at,
                 lo: v0,
                 hi: v1 + extra,
+                moved: v1 > v0,
                 what,
             });
         }
@@ -962,6 +971,7 @@ fn run_reader<D: Domain>(
                     at: (me, ev),
                     lo: v,
                     hi: v,
+                    moved: false,
                     what: What::Dead {
                         msg: format!(
                             "at the end of the read section: {msg} while the section still held it"
@@ -1314,7 +1324,7 @@ fn run<D: Domain>(prog: Program) {
     all_obs.sort_by_key(|o| o.lo);
     let mut models = Models::new(&prog.hist);
     for o in &all_obs {
-        count_observation(o.hi > o.lo);
+        count_observation(o.moved);
         if let Err(msg) = check(o, &mut models, prog.avoid_i2) {
             panic!(
                 "{msg}\n--- reader {} event {}, version window [{}, {}]: {:?}\n--- events (>> marks it):\n{}",

@@ -90,6 +90,7 @@ fn seeded_random() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    let mut overlapped_before = 0;
     for (name, run) in targets() {
         let t = TARGETS.iter().position(|x| x.0 == name).unwrap_or(0);
         let mut rng = SplitMix64(0x6d61_706c_6500 + t as u64);
@@ -121,6 +122,18 @@ fn seeded_random() {
             }
         }
         eprintln!("{name}: {n} seeded random inputs");
+        if CONCURRENT.contains(&name) && n >= 100 {
+            // The race rounds must really have overlapped reads with writer changes, or
+            // the concurrent checks checked nothing concurrent.
+            let stats = &maple_fuzz::concurrent::RACE_STATS;
+            // Relaxed: statistics; every run joined its threads before returning.
+            let overlapped = stats.overlapped.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                overlapped > overlapped_before,
+                "{name}: no reader observation overlapped a writer change"
+            );
+            overlapped_before = overlapped;
+        }
     }
 }
 
