@@ -14,6 +14,8 @@ fn main() {
         "maple_ops" => maple_fuzz::run_maple_ops,
         "maple_alloc" => maple_fuzz::run_maple_alloc,
         "vmlock_ops" => maple_fuzz::run_vmlock_ops,
+        "maple_rcu" => maple_fuzz::run_maple_rcu,
+        "vmlock_rcu" => maple_fuzz::run_vmlock_rcu,
         _ => {
             eprintln!("unknown target {target}");
             std::process::exit(2);
@@ -31,7 +33,15 @@ fn main() {
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let key: String = msg.lines().next().unwrap_or("").chars().take(60).collect();
+            // The first line, numbers blanked (a run of digits becomes one `#`), groups failures of one kind.
+            let mut key = String::new();
+            for c in msg.lines().next().unwrap_or("").chars().take(100) {
+                if !c.is_ascii_digit() {
+                    key.push(c);
+                } else if !key.ends_with('#') {
+                    key.push('#');
+                }
+            }
             let entry = seen.entry(key).or_insert((i, 0));
             entry.1 += 1;
             if entry.1 == 1 {

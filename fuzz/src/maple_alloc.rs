@@ -369,6 +369,7 @@ fn drive<E: TestEntry, D: Domain>(inp: &mut Input<'_>, tree: MapleTree<E, D>) {
         wrapped_flag: false,
     };
     while !inp.is_empty() {
+        crate::count_ops(1);
         // Writes (0-15) shape the tree; 16-27 search and allocate; 28-33 aligned search,
         // aligned allocation and exact removal.
         match inp.byte() % 34 {

@@ -496,6 +496,7 @@ fn drive<E: TestEntry, D: Domain>(inp: &mut Input<'_>) {
     let mut h = MapleHarness::new(MapleTree::<E, D>::default());
     while !inp.is_empty() {
         let op = inp.byte() % 16;
+        crate::count_ops(1);
         h.step(op, inp, MapleTree::default);
         h.check_all();
     }

@@ -989,6 +989,7 @@ pub fn run_vmlock_ops(data: &[u8]) {
         reported: std::cell::Cell::new(false),
     };
     while !d.inp.is_empty() {
+        crate::count_ops(1);
         d.step();
     }
     if std::env::var_os("MAPLE_FUZZ_TRACE").is_some() {

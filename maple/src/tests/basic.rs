@@ -50,7 +50,9 @@ impl Rng {
 }
 
 fn random_ops(alloc: bool, seed: u64, ops: usize, span: u64) {
-    let ops = if std::env::var_os("MAPLE_STRESS").is_some() {
+    let ops = if cfg!(miri) {
+        ops / 16 // Miri: a few dozen operations per tree
+    } else if std::env::var_os("MAPLE_STRESS").is_some() {
         ops * 5
     } else {
         ops
@@ -133,6 +135,9 @@ fn random_ops(alloc: bool, seed: u64, ops: usize, span: u64) {
 
 /// Seeds to run: a handful by default, many more with MAPLE_STRESS=1.
 fn seeds(base: u64, n: u64) -> std::ops::Range<u64> {
+    if cfg!(miri) {
+        return base..base + 1; // Miri: one seed
+    }
     let scale = if std::env::var_os("MAPLE_STRESS").is_some() {
         50
     } else {
