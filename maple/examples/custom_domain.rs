@@ -192,7 +192,9 @@ unsafe impl Domain for CounterRcu {
     fn synchronize(&self) {
         // Two grace periods of our own: the first destroys the other phase's bag, the
         // second the current one, so everything retired before this call. Grace periods
-        // are serialised by `advance`, so earlier ones have fully finished.
+        // are serialised by `advance`, so earlier ones have fully finished. As with every
+        // domain, calling this inside one of its own sections would wait forever for
+        // that section.
         let mut done = 0;
         while done < 2 {
             let advancing = self.advance.lock().unwrap_or_else(PoisonError::into_inner);
