@@ -12,6 +12,7 @@
 //! - [`harness`]: warm-up, calibrated batches run interleaved, medians, thread CPU time.
 //! - [`tables`]: one module per table and the registry `compare` walks.
 //! - [`alloc`]: the counting allocator behind the memory table.
+//! - [`svg`]: SVG charts of the lookup, gap and hot-vma tables (`compare --svg DIR`).
 //!
 //! ```
 //! use benches::peers::{BTreePeer, RangeLookup};
@@ -28,5 +29,6 @@ pub mod harness;
 pub mod maple_peers;
 pub mod peers;
 pub mod report;
+pub mod svg;
 pub mod tables;
 pub mod workload;

@@ -180,3 +180,166 @@ pub fn verdict(ok: bool) -> &'static str {
         "MISSED"
     }
 }
+
+/// One verdict of a goal, read from a table's `Goal, ...` note.
+///
+/// Tables state each goal they check as a note of the form `Goal, <subject>: <clause>[,
+/// or ; <clause>]...`, where every clause ends in a parenthesised verdict made with
+/// [`verdict`]: `(met)`, `(MISSED)`, or `(<target>: met)`. [`goals`] reads them back for
+/// `compare`'s summary, so a table that adds a goal note gets a summary line for free.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Goal {
+    /// The table's title up to its first `:` (its name and unit, e.g. `lookup`).
+    pub table: String,
+    /// What the goal is about, e.g. `maple (seize) at 10^6 with a guard per lookup`.
+    pub subject: String,
+    /// The figure and its target, verdict removed, e.g. `0.753x of BTreeMap (≤ 0.8x)`.
+    pub figure: String,
+    /// Whether it was met.
+    pub met: bool,
+}
+
+impl fmt::Display for Goal {
+    /// ```
+    /// let g = benches::report::Goal {
+    ///     table: "dup".into(),
+    ///     subject: "clone ≥ 5x faster".into(),
+    ///     figure: "9.1x".into(),
+    ///     met: true,
+    /// };
+    /// assert_eq!(g.to_string(), "met — dup: clone ≥ 5x faster: 9.1x");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = if self.met { "met" } else { "**MISSED**" };
+        write!(f, "{v} — {}: {}: {}", self.table, self.subject, self.figure)
+    }
+}
+
+/// Split `s` at the first `sep` outside parentheses and backquotes.
+fn split_top(s: &str, sep: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut code) = (0i32, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '`' => code = !code,
+            '(' if !code => depth += 1,
+            ')' if !code => depth -= 1,
+            _ if depth == 0 && !code && s[i..].starts_with(sep) => return Some((i, i + sep.len())),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The verdict clauses of one goal note's body: each clause runs up to a top-level
+/// parenthesised group ending in `met` or `MISSED`.
+fn clauses(body: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let (mut depth, mut code, mut open, mut from) = (0i32, false, 0, 0);
+    for (i, c) in body.char_indices() {
+        match c {
+            '`' => code = !code,
+            '(' if !code => {
+                if depth == 0 {
+                    open = i;
+                }
+                depth += 1;
+            }
+            ')' if !code => {
+                depth -= 1;
+                if depth != 0 {
+                    continue;
+                }
+                let inner = &body[open + 1..i];
+                let met = if inner.ends_with(verdict(true)) {
+                    true
+                } else if inner.ends_with(verdict(false)) {
+                    false
+                } else {
+                    continue;
+                };
+                // `(≤ 0.8x: met)` keeps its target; `(met)` goes entirely.
+                let target = inner
+                    .rsplit_once(": ")
+                    .map(|(t, _)| format!(" ({t})"))
+                    .unwrap_or_default();
+                let clause = format!("{}{target}", body[from..open].trim_end());
+                let clause = clause.trim_start_matches([',', ';', ' ']).to_string();
+                out.push((clause, met));
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every goal verdict in `table`'s notes (see [`Goal`]).
+///
+/// ```
+/// use benches::report::{goals, Table};
+/// let mut t = Table::new("write: ns per operation", &["a"]);
+/// t.note("Goal, maple vs BTreeMap (slower backend): append (from empty): 2.53x (≤ 2x: \
+///         MISSED); store_range, random: 1.25x (≤ 2x: met).");
+/// t.note("Goal, clone ≥ 5x faster than re-insertion: 9.39x (met).");
+/// t.note("Goal for maple: ≤ 2x (a description, no verdict).");
+/// let g = goals(&t);
+/// assert_eq!(g.len(), 3);
+/// assert_eq!(g[0].table, "write");
+/// assert_eq!(g[0].subject, "maple vs BTreeMap (slower backend)");
+/// assert_eq!((g[0].figure.as_str(), g[0].met), ("append (from empty): 2.53x (≤ 2x)", false));
+/// assert_eq!((g[1].figure.as_str(), g[1].met), ("store_range, random: 1.25x (≤ 2x)", true));
+/// assert_eq!((g[2].figure.as_str(), g[2].met), ("9.39x", true));
+/// ```
+pub fn goals(table: &Table) -> Vec<Goal> {
+    let name = table.title.split(':').next().unwrap_or_default().trim();
+    let mut out = Vec::new();
+    for note in &table.notes {
+        let Some(rest) = note.strip_prefix("Goal, ") else {
+            continue;
+        };
+        let Some((end, body)) = split_top(rest, ": ") else {
+            continue;
+        };
+        for (figure, met) in clauses(&rest[body..]) {
+            out.push(Goal {
+                table: name.to_string(),
+                subject: rest[..end].to_string(),
+                figure,
+                met,
+            });
+        }
+    }
+    out
+}
+
+/// The summary `compare` prints before its tables: one line per goal verdict found in
+/// `tables` (see [`goals`]), and the tables that failed.
+///
+/// ```
+/// use benches::report::{summary, Table};
+/// let mut t = Table::new("dup: copy", &["a"]);
+/// t.note("Goal, clone at 10^5 ≥ 5x faster: 9.39x (met).");
+/// let s = summary(&[t], &["gap"]);
+/// assert!(s.starts_with("### Summary: 1 of 1 goals met\n"), "{s}");
+/// assert!(s.contains("\n- met — dup: clone at 10^5 ≥ 5x faster: 9.39x\n"), "{s}");
+/// assert!(s.contains("gap (FAILED"), "{s}");
+/// ```
+pub fn summary(tables: &[Table], failed: &[&str]) -> String {
+    let all: Vec<Goal> = tables.iter().flat_map(goals).collect();
+    let met = all.iter().filter(|g| g.met).count();
+    let mut s = format!("### Summary: {met} of {} goals met\n\n", all.len());
+    for g in &all {
+        s.push_str(&format!("- {g}\n"));
+    }
+    if !failed.is_empty() {
+        s.push_str(&format!(
+            "- tables that panicked: {} (FAILED, see below)\n",
+            failed.join(", ")
+        ));
+    }
+    s.push_str(
+        "\nEach figure is measured against a peer in the same run (the tables below); on a \
+         loaded machine a figure near its target can land on either side from run to run.\n",
+    );
+    s
+}

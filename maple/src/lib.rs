@@ -72,6 +72,22 @@
 //! at the root and the right-most node of each level. [`MapleTree::validate`] checks every
 //! invariant; [`MapleTree::dump`] and [`MapleTree::to_dot`] show the nodes.
 //!
+//! ```
+//! # use maple::{MapleTree, Value};
+//! # let tree: MapleTree<Value> = MapleTree::new_alloc();
+//! // Render with `dot -Grankdir=LR -Tsvg tree.dot > tree.svg` (graphviz).
+//! let dot: String = tree.to_dot();
+//! # assert!(dot.starts_with("digraph maple"));
+//! ```
+//!
+//! Here is an allocation tree holding ten ranges (`v0` to `v9`) with holes between
+//! them: the root (`arange_64`) records for each child its index range and the largest
+//! free run below it (`gap`); each leaf slot holds a range and its entry, or `-` for
+//! empty. The tree is built in `tests/doc_picture.rs`, which checks that this picture is
+//! what `to_dot` prints today.
+//!
+#![doc = include_str!("../docs/to_dot.svg")]
+//!
 //! Writes are classified before they run into a [`StoreKind`] (exact fit, slot store,
 //! append, node store, split, rebalance, spanning store, new root, ...), one code path
 //! each, as in the kernel. With the `stats` feature the tree counts which kinds ran
@@ -91,6 +107,11 @@
 //! # Gap search on plain trees
 //! [`ReadGuard::empty_area`] and [`ReadGuard::empty_area_rev`] also work on plain trees, by a
 //! scan of the window (no gap metadata); the `alloc_*` methods need an allocation tree.
+//!
+//! # Features
+//! This release has no Cargo features: the crate needs `std`, and both reclamation
+//! backends of [`rcu`] are always available (`MapleTree<E, rcu::Epoch>` or any other
+//! [`rcu::Domain`]; `examples/custom_domain.rs` plugs in a domain of its own).
 
 mod entry;
 mod error;
@@ -109,3 +130,8 @@ pub use error::{
 pub use error::{AreaAllocError, AreaError, RemoveError};
 pub use raw::StoreKind;
 pub use tree::{IntoIter, Iter, MapleTree, ReadGuard, WriteGuard};
+
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -323,7 +323,8 @@ impl<E: Entry, D: Domain> MapleTree<E, D> {
         self.exclusive(|| unsafe { dump::text(&self.raw, &fmt_entry::<E>) })
     }
 
-    /// The tree as a Graphviz DOT graph (`dot -Tsvg`), one record per node.
+    /// The tree as a Graphviz DOT graph (`dot -Tsvg`), one record per node. The
+    /// [crate documentation](crate#layout) shows a rendered example.
     pub fn to_dot(&self) -> String {
         // SAFETY: `exclusive` excludes other writers.
         self.exclusive(|| unsafe { dump::dot(&self.raw, &fmt_entry::<E>) })

@@ -10,7 +10,7 @@
 //! `punch FIRST LAST` (store NULL), `erase INDEX`, `h` (print `mt_height`)). They are stored
 //! run-length encoded: `(height, how many consecutive checks)`.
 //!
-//! To regenerate: `MAPLE_HEIGHT_SCRIPTS=dir cargo test -p maple --test kernel_heights --
+//! To regenerate: `MAPLE_HEIGHT_SCRIPTS=dir cargo test -p maple-tree --test kernel_heights --
 //! --ignored print_scripts`, run each `dir/NAME.txt` through the driver, and encode its
 //! output with [`rle`].
 //!

@@ -1,6 +1,6 @@
 //! Loom models of the reader/writer protocol on small trees.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p maple --test loom`.
+//! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p maple-tree --test loom`.
 #![cfg(loom)]
 
 use loom::sync::Arc;

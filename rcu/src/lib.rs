@@ -98,6 +98,13 @@
 //! - **Loom**: under `--cfg loom` the same API is backed by a small model-checkable domain
 //!   (see `loom_domain.rs`) because seize's and crossbeam's thread-locals cannot see loom's
 //!   threads; the crate's own models live in `tests/loom.rs`.
+//!
+//! # Features
+//!
+//! This release has no Cargo features: the crate needs `std`, and both backends are always
+//! compiled. `--cfg loom` (a compiler flag, not a feature) swaps in the model-checkable
+//! domain described above. A kernel or runtime with its own RCU implements [`Domain`] and
+//! [`Guard`] for it; `maple-tree`'s `examples/custom_domain.rs` shows one.
 
 pub mod sync;
 
@@ -128,3 +135,8 @@ mod seqcount;
 
 pub use cache::{CacheStats, TypeStableCache};
 pub use seqcount::SeqCount;
+
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

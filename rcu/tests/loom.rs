@@ -1,6 +1,6 @@
 //! Loom models (every modelled party is a spawned thread: with the main thread as one of
 //! the parties, loom explored fewer weak-memory outcomes in the SeqCount model). Run with
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p rcu --test loom`.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p maple-rcu --test loom`.
 #![cfg(loom)]
 
 use core::ptr::NonNull;

@@ -3,7 +3,7 @@
 //! atomic read-modify-writes), which is what makes a cache line bounce between CPUs.
 //!
 //! ```text
-//! cargo build --release -p vmlock --example hot_path_count
+//! cargo build --release -p maple-vmlock --example hot_path_count
 //! valgrind --tool=callgrind --collect-bus=yes --callgrind-out-file=/tmp/hot.cg \
 //!     target/release/examples/hot_path_count 100000
 //! callgrind_annotate --inclusive=yes /tmp/hot.cg | grep 'hot_path_count::run_'

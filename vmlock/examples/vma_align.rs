@@ -3,8 +3,8 @@
 //! Compare the default 64-byte layout with `--features vma-align-128`:
 //!
 //! ```text
-//! cargo run --release -p vmlock --example vma_align
-//! cargo run --release -p vmlock --example vma_align --features vma-align-128
+//! cargo run --release -p maple-vmlock --example vma_align
+//! cargo run --release -p maple-vmlock --example vma_align --features vma-align-128
 //! ```
 //!
 //! Prints speculative lookups per second with and without the refcount-bumping neighbour.

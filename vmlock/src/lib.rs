@@ -58,6 +58,13 @@
 //! change (per-VMA read locks are short); listings with [`Mm::vmas_rcu`] do not hold them
 //! up. VMAs live in a process-wide type-stable cache: freed VMAs are reused at once and
 //! their memory is returned only after a grace period, by [`shrink_vma_cache`].
+//!
+//! # Features
+//!
+//! - `vma-align-128` (off by default): align each VMA's cache lines to 128 bytes (an
+//!   adjacent-line prefetch pair) instead of 64, so that readers of a VMA's first line and
+//!   writers of its reference count never share a pair. `BENCHMARKS.md` found no
+//!   measurable difference on a 2-vCPU VM.
 
 mod domain;
 mod layout;
@@ -82,3 +89,8 @@ pub mod raw {
     pub use crate::refcount::{RefState, Refused, VmRefcnt, EXCLUDE, REF_LIMIT};
     pub use crate::vma::Vma;
 }
+
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

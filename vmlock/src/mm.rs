@@ -595,7 +595,7 @@ impl Mm {
                 if let Some((batch, end)) = self.list_batch_speculative(from) {
                     // A first VMA that starts before `from` overlaps what was listed: the
                     // step path below rewinds for it.
-                    if batch.first().map_or(true, |s| s.start >= from) {
+                    if batch.first().is_none_or(|s| s.start >= from) {
                         for seg in &batch {
                             self.stats.add(Counter::ListStep);
                             out.push(seg.info());

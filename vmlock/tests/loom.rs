@@ -1,6 +1,6 @@
 //! loom models of the per-VMA protocols.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p vmlock --test loom`
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p maple-vmlock --test loom`
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering};

@@ -239,7 +239,9 @@ fn edge_slot<const NP: usize>(n: &Node, x: usize) -> usize {
     if NP == NodeType::ARange.pivots() {
         arange_slot(n, x)
     } else {
-        find_slot(n, NP, x, 0, usize::MAX, Ordering::Acquire).0.min(NP)
+        find_slot(n, NP, x, 0, usize::MAX, Ordering::Acquire)
+            .0
+            .min(NP)
     }
 }
 
@@ -433,7 +435,15 @@ unsafe fn search<G: Guard, const REV: bool, const ALIGNED: bool, const ALLOC: bo
                 }
                 // Leaves are never resumed (never on the path).
                 let edge = if REV { q.hi.min(max) } else { q.lo.max(min) };
-                let off = find_slot(n, NodeType::Leaf.pivots(), edge, min, max, Ordering::Acquire).0;
+                let off = find_slot(
+                    n,
+                    NodeType::Leaf.pivots(),
+                    edge,
+                    min,
+                    max,
+                    Ordering::Acquire,
+                )
+                .0;
                 let found = scan_leaf::<REV, ALIGNED>(n, min, max, off, q);
                 // SAFETY: protected by the section.
                 if unsafe { node.is_dead() } {

@@ -1,6 +1,6 @@
 //! A quick lookup timing against `BTreeMap` on the DESIGN.md layout. Not a benchmark
 //! (benches/ has those): run by hand with
-//! `cargo test --release -p maple --lib perf -- --ignored --nocapture`.
+//! `cargo test --release -p maple-tree --lib perf -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
