@@ -34,7 +34,7 @@ pub use vmlock_rcu::run_vmlock_rcu;
 /// Bugs found by the targets in code this crate does not own and not fixed yet (ids from
 /// `regressions/README.md`; their inputs are in `regressions/pending/`). The replay test's
 /// seeded random inputs steer clear of them, so CI stays green until they are fixed.
-pub const OPEN_BUGS: &[&str] = &["i1", "i2"];
+pub const OPEN_BUGS: &[&str] = &[];
 
 /// Whether the environment asks the targets to steer clear of the open bug `id`.
 ///

@@ -1112,8 +1112,9 @@ fn coverage(m: &RangeOracle, a: usize, b: usize) -> Vec<(usize, usize)> {
 
 /// Check an iteration. Items may be whole stored ranges or pieces of one clipped where
 /// the iteration already was (the span's ends, the end of the last item from the front,
-/// the start of the last item from the back): a rule that yields "the piece that now
-/// holds the next index" passes as well as one that yields whole ranges.
+/// the start of the last item from the back — from either end: an item taken from the
+/// back may start where the front stopped, and the reverse): a rule that yields "the
+/// piece that now holds the next index" passes as well as one that yields whole ranges.
 fn check_iter(
     span: Span,
     items: &[(bool, RangeInclusive<usize>, u64)],
@@ -1137,8 +1138,11 @@ fn check_iter(
         if *r.end() < a || *r.start() > b || r.start() > r.end() {
             return Err(format!("item {n} {r:?} does not overlap {a}..={b}"));
         }
+        clip.push((
+            front_end.map_or(a, |e| e.wrapping_add(1)),
+            back_start.map_or(b, |s| s.wrapping_sub(1)),
+        ));
         if *back {
-            clip.push((a, back_start.map_or(b, |s| s.wrapping_sub(1))));
             if back_start.is_some_and(|s| *r.end() >= s) {
                 return Err(format!(
                     "item {n} {r:?} (from the back) is not below the previous back item"
@@ -1146,7 +1150,6 @@ fn check_iter(
             }
             back_start = Some(*r.start());
         } else {
-            clip.push((front_end.map_or(a, |e| e.wrapping_add(1)), b));
             if front_end.is_some_and(|e| *r.start() <= e) {
                 return Err(format!(
                     "item {n} {r:?} (from the front) is not above the previous front item"

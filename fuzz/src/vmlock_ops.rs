@@ -811,13 +811,7 @@ impl Driver<'_, '_> {
         let after = sp.model.vma_after(addr).map(|r| r.info());
         self.check_eq(s, "find_vma", find, after);
         for access in [Access::Read, Access::Write, Access::Exec] {
-            // x86-64: a load is allowed by any permission, a store needs write, a fetch
-            // needs exec.
-            let allowed = |p: Prot| match access {
-                Access::Read => !p.is_empty(),
-                Access::Write => p.contains(Prot::WRITE),
-                Access::Exec => p.contains(Prot::EXEC),
-            };
+            let allowed = |p: Prot| x86_allows(access, p);
             let want = match want {
                 None => Err(Errno::EFAULT),
                 Some(v) if !allowed(v.prot) => Err(Errno::EACCES),
@@ -994,5 +988,16 @@ pub fn run_vmlock_ops(data: &[u8]) {
     }
     if std::env::var_os("MAPLE_FUZZ_TRACE").is_some() {
         eprintln!("{}", d.log.join("\n"));
+    }
+}
+
+/// The model's fault-permission rule, as on x86-64 Linux (checked against the kernel by
+/// `vmlock/tests/kernel_fault.rs`): a load is allowed by any permission, a store needs
+/// write, an instruction fetch needs exec.
+pub(crate) fn x86_allows(access: Access, prot: Prot) -> bool {
+    match access {
+        Access::Read => !prot.is_empty(),
+        Access::Write => prot.contains(Prot::WRITE),
+        Access::Exec => prot.contains(Prot::EXEC),
     }
 }

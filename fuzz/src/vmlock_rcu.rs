@@ -608,11 +608,12 @@ fn check(o: &Obs, h: &History) -> Result<(), String> {
             if o.quiet && *got == Ok(FaultPath::MmapLock) {
                 return Err("fault fell back to the mmap_lock with no writer running".into());
             }
-            let need = access.needs();
             any(&|l| {
                 let want = match vma_at(l, *a) {
                     None => Err(Errno::EFAULT),
-                    Some(v) if !v.prot.contains(need) => Err(Errno::EACCES),
+                    Some(v) if !crate::vmlock_ops::x86_allows(*access, v.prot) => {
+                        Err(Errno::EACCES)
+                    }
                     Some(_) => Ok(()),
                 };
                 got.map(|_| ()) == want
