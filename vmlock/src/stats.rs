@@ -7,7 +7,7 @@
 //! and [`Stats::snapshot`] sums every thread's block.
 //!
 //! ```text
-//!  Mm ── Stats { id, blocks: Mutex<Vec<(thread, Box<Block>)>> }     (one block per thread
+//!  Mm ── Stats { id, blocks: Mutex<Vec<(thread, *Block)>> }         (one block per thread
 //!                                                                     that ever counted)
 //!  thread ── CACHE: [(stats id, *const Block); 4]                    (thread-local, most
 //!                                                                     recent first)
@@ -20,6 +20,7 @@
 //! exited are kept.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::thread::ThreadId;
 
@@ -70,9 +71,11 @@ thread_local! {
 /// The counters of one `Mm`.
 pub(crate) struct Stats {
     id: usize,
-    /// Every thread's block. A block is only freed with the `Stats` (boxed: its address is
-    /// what thread-local caches hold).
-    blocks: Mutex<Vec<(ThreadId, Box<Block>)>>,
+    /// Every thread's block, from `Box::leak`, freed only when the `Stats` drops. Raw
+    /// pointers rather than `Box`es: thread-local caches and other threads hold pointers to
+    /// the blocks, and a `Box` asserts unique ownership of its memory, which those
+    /// accesses would violate (Miri, Tree Borrows).
+    blocks: Mutex<Vec<(ThreadId, NonNull<Block>)>>,
 }
 
 impl Stats {
@@ -122,12 +125,11 @@ impl Stats {
                 let me = std::thread::current().id();
                 let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
                 match blocks.iter().find(|(t, _)| *t == me) {
-                    Some((_, b)) => &**b as *const Block,
+                    Some((_, b)) => b.as_ptr().cast_const(),
                     None => {
-                        let b = Box::new(Block::new());
-                        let p = &*b as *const Block;
+                        let b = NonNull::from(Box::leak(Box::new(Block::new())));
                         blocks.push((me, b));
-                        p
+                        b.as_ptr().cast_const()
                     }
                 }
             }
@@ -153,7 +155,8 @@ impl Stats {
             // Relaxed: a statistic snapshot.
             blocks
                 .iter()
-                .map(|(_, b)| b.c[c as usize].load(Ordering::Relaxed))
+                // SAFETY: blocks live until the `Stats` drops (see `blocks`).
+                .map(|(_, b)| unsafe { b.as_ref() }.c[c as usize].load(Ordering::Relaxed))
                 .sum()
         };
         LockStats {
@@ -168,6 +171,24 @@ impl Stats {
             list_retry: sum(Counter::ListRetry),
             list_fallback: sum(Counter::ListFallback),
             list_rewind: sum(Counter::ListRewind),
+        }
+    }
+}
+
+// SAFETY: the raw block pointers are owned by the `Stats` (they came from `Box::into_raw`
+// and are freed only in `drop`); a `Block` is only atomics, which any thread may access.
+unsafe impl Send for Stats {}
+// SAFETY: as above; the vector is behind a mutex and blocks are accessed through atomics.
+unsafe impl Sync for Stats {}
+
+impl Drop for Stats {
+    fn drop(&mut self) {
+        let blocks = self.blocks.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, b) in blocks.drain(..) {
+            // SAFETY: from `Box::leak` in `block_slow`, freed once here; `&mut self` means
+            // no `add` is running, and thread-local cache entries with this id are never
+            // followed again (ids are never reused).
+            drop(unsafe { Box::from_raw(b.as_ptr()) });
         }
     }
 }
